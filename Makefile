@@ -1,0 +1,29 @@
+# The kit's commands. Each one first makes .venv from pyproject.toml when it is
+# missing or older than pyproject.toml, so a fresh clone needs only Python 3.11.
+VENV := .venv
+PY := $(VENV)/bin/python
+READY := $(VENV)/.installed
+
+.PHONY: test demo mutants bench build
+
+$(READY): pyproject.toml
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --editable .
+	touch $@
+
+# The fast subset: everything but the whole bug corpus.
+test: $(READY)
+	$(PY) -m pytest -q
+
+# The whole planted-bug corpus, graded with real otter.
+mutants: $(READY)
+	$(PY) -m pytest -q -m mutants
+
+demo: $(READY)
+	$(VENV)/bin/sgdkit demo
+
+bench: $(READY)
+	$(PY) benchmarks/bench_grade.py
+
+build: $(READY)
+	$(VENV)/bin/sgdkit build

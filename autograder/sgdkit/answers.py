@@ -1,0 +1,71 @@
+"""Answer a student notebook the way a student would: how the sample class and the bug corpus are made.
+
+A master notebook's SOLUTION regions each sit inside one top-level function;
+the student version has a line `...` there. `fill` types an answer (the
+solution, a planted bug, a valid alternative) into the region of the function
+it names.
+"""
+import json
+import re
+import textwrap
+
+import nbformat
+
+
+def _function_at(lines, index):
+    """The top-level def enclosing line `index`, or None."""
+    for line in reversed(lines[:index]):
+        found = re.match(r"(?:async\s+)?def\s+(\w+)", line)
+        if found:
+            return found.group(1)
+    return None
+
+
+def solution_regions(master):
+    """{function: (question, dedented solution text)} from a master notebook's SOLUTION regions."""
+    regions, question = {}, None
+    for cell in nbformat.read(master, as_version=4).cells:
+        if cell.cell_type == "raw":
+            begin = re.match(r"\s*#\s*BEGIN QUESTION\s*\n\s*name:\s*(\S+)", cell.source)
+            if begin:
+                question = begin.group(1)
+            elif re.match(r"\s*#\s*END QUESTION", cell.source):
+                question = None  # regions outside questions (a plot helper) are ungraded
+        if cell.cell_type != "code" or "# BEGIN SOLUTION" not in cell.source:
+            continue
+        lines = cell.source.splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() == "# BEGIN SOLUTION":
+                end = next(j for j in range(i, len(lines)) if lines[j].strip() == "# END SOLUTION")
+                function = _function_at(lines, i)
+                if function is None:
+                    raise ValueError(f"{master}: a SOLUTION region outside any function:\n{cell.source}")
+                if function in regions:
+                    raise ValueError(f"{master}: function {function} has two SOLUTION regions")
+                regions[function] = (question, textwrap.dedent("\n".join(lines[i + 1:end])) + "\n")
+    return regions
+
+
+def fill(student, answers, written=None):
+    """A copy of the student notebook with each `...` region answered from {function: text}.
+
+    Regions whose function has no answer keep their `...`; `written` replaces
+    the placeholder of a written (manually graded) answer.
+    """
+    nb = nbformat.from_dict(json.loads(json.dumps(student)))
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "otter_answer_cell" in cell.metadata.get("tags", []):
+            cell.source = written or cell.source
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.splitlines()
+        out = []
+        for i, line in enumerate(lines):
+            text = answers.get(_function_at(lines, i)) if line.strip() == "..." else None
+            if text is None:
+                out.append(line)
+            else:
+                indent = line[: len(line) - len(line.lstrip())]
+                out += [indent + row if row.strip() else "" for row in text.rstrip("\n").splitlines()]
+        cell.source = "\n".join(out)
+    return nb

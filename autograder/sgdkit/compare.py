@@ -1,0 +1,142 @@
+"""Regrade preview: which students' scores would change, from what to what, and why.
+
+`sgdkit grade --compare OLD/grades.csv` loads the old grades before grading
+(the new grading may overwrite that very folder), then calls `preview`, which
+writes DIR/changes.csv and prints one line per student whose points changed.
+"""
+import csv
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .report import Graded, load_graded, number
+
+COLUMNS = ["file", "old_total", "new_total", "old_percent", "new_percent",
+           "old_status", "new_status", "questions", "why"]
+
+
+@dataclass
+class Change:
+    """One student whose grade differs between two gradings."""
+
+    file: str
+    old_total: float | None
+    new_total: float | None
+    old_percent: float | None
+    new_percent: float | None
+    old_status: str
+    new_status: str
+    questions: dict = field(default_factory=dict)  # question -> (old points, new points), changed ones only
+    why: list = field(default_factory=list)
+
+
+def load(where):
+    """A grading to compare against: a Graded kept as is, or a graded folder / grades.csv read now."""
+    return where if isinstance(where, Graded) else load_graded(where)
+
+
+def _test_changes(question, old_result, new_result):
+    """Why `question` scored differently: the tests that flipped or changed worth."""
+    def tests(result):
+        outcome = (result or {}).get("questions", {}).get(question, {})
+        return {t["name"]: t for t in outcome.get("tests", [])}
+
+    old, new = tests(old_result), tests(new_result)
+    reasons = []
+    for name, test in new.items():
+        before = old.get(name)
+        if before is None:
+            reasons.append(f"new test {name} {'passed' if test.get('passed') else 'failed'}")
+            continue
+        if bool(before.get("passed")) != bool(test.get("passed")):
+            reasons.append(f"{name} now {'passes' if test.get('passed') else 'fails'}")
+        if before.get("points") != test.get("points"):
+            reasons.append(f"{name} worth {before.get('points', 0):g} -> {test.get('points', 0):g}")
+    reasons += [f"test {name} removed" for name in old if name not in new]
+    return reasons
+
+
+def compare(old, new):
+    """Every student whose points, total or percent differ between two gradings.
+
+    `old` and `new` are graded folders, grades.csv paths or Graded objects.
+    Students only in `new` count as changed (new submission); students only in
+    `old` were not regraded and are left out.
+    """
+    old, new = load(old), load(new)
+    before = {row["file"]: row for row in old.rows}
+    changes = []
+    for row in new.rows:
+        name = row["file"]
+        prior = before.get(name)
+        if prior is None:
+            changes.append(Change(name, None, number(row["total"]), None, number(row["percent_correct"]),
+                                  "", row["status"], why=["new submission"]))
+            continue
+        questions = {}
+        why = []
+        for question in dict.fromkeys(old.questions + new.questions):
+            a, b = number(prior.get(question)), number(row.get(question))
+            if a != b:
+                questions[question] = (a, b)
+                detail = _test_changes(question, old.results.get(name), new.results.get(name))
+                why.append(f"{question} {_fmt(a)} -> {_fmt(b)}" + (f" ({'; '.join(detail)})" if detail else ""))
+        totals = number(prior["total"]), number(row["total"])
+        percents = number(prior["percent_correct"]), number(row["percent_correct"])
+        if not questions and totals[0] == totals[1] and percents[0] == percents[1]:
+            continue
+        if prior["status"] != row["status"]:
+            why.append(f"status {prior['status']} -> {row['status']}")
+        if not questions and percents[0] != percents[1]:
+            worth = [(old.results.get(name) or {}).get("possible"), (new.results.get(name) or {}).get("possible")]
+            out_of = f" {_fmt(worth[0])} -> {_fmt(worth[1])}" if None not in worth else ""
+            why.append(f"same points, but points possible changed{out_of}: "
+                       f"percent {_fmt(percents[0])} -> {_fmt(percents[1])}")
+        changes.append(Change(name, *totals, *percents, prior["status"], row["status"], questions, why))
+    return changes
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:g}"
+
+
+def write_changes(changes, path):
+    """Write the changes as CSV (columns COLUMNS), atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for c in changes:
+            writer.writerow([c.file, _cell(c.old_total), _cell(c.new_total), _cell(c.old_percent),
+                             _cell(c.new_percent), c.old_status, c.new_status,
+                             "; ".join(f"{q} {_fmt(a)}->{_fmt(b)}" for q, (a, b) in c.questions.items()),
+                             "; ".join(c.why)])
+    tmp.replace(path)
+
+
+def _cell(value):
+    return "" if value is None else f"{value:g}"
+
+
+def print_changes(changes, out=None):
+    """One line per changed student: file, old total -> new total, why."""
+    out = out or sys.stdout
+    if not changes:
+        print("Regrade preview: no student's score would change.", file=out)
+        return
+    print(f"Regrade preview: {len(changes)} student(s) whose score would change:", file=out)
+    width = max(len(c.file) for c in changes)
+    for c in changes:
+        print(f"  {c.file:<{width}}  {_fmt(c.old_total):>6} -> {_fmt(c.new_total):<6}  {'; '.join(c.why)}", file=out)
+
+
+def preview(old, out_dir, out=None):
+    """Compare `old` with the grading in out_dir, write out_dir/changes.csv and print the changes."""
+    out = out or sys.stdout
+    changes = compare(old, out_dir)
+    path = Path(out_dir) / "changes.csv"
+    write_changes(changes, path)
+    print_changes(changes, out)
+    print(f"Written to {path}: review it before you publish the new grades.", file=out)
+    return changes

@@ -1,0 +1,412 @@
+"""`sgdkit report`: graded folders -> one self-contained report.html, plots inlined.
+
+A graded folder is what `sgdkit grade --out DIR` writes: DIR/grades.csv (one
+row per submission) and DIR/results/*.json (every test of every question).
+The report shows, per stage, where the class struggled: the spread of totals,
+each question's pass rate, the tests failed most often with their hints, tests
+nobody or everybody passed, and the submissions that could not be graded fully.
+"""
+import base64
+import csv
+import html
+import io
+import json
+import statistics
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# How many of the most-failed tests a stage lists.
+TOP_FAILED = 10
+# Statuses of submissions that never ran (grade.py rejects them before running):
+# their tests "failed" without being tried, so test statistics leave them out.
+NOT_RUN = {"invalid", "wrong-stage"}
+
+COLORS = {"full": "#2e7d32", "partial": "#f9a825", "zero": "#c62828", "bar": "#3f6fb5"}
+
+
+@dataclass
+class Graded:
+    """One graded folder: grades.csv rows (as text) and results by file name."""
+
+    folder: Path
+    stage: str
+    questions: list
+    rows: list
+    results: dict = field(default_factory=dict)
+
+    def possible(self, question):
+        """Points `question` is worth, from any result that records it (None if none does)."""
+        worth = [r["questions"][question]["possible"] for r in self.results.values()
+                 if question in r.get("questions", {})]
+        return max(worth) if worth else None
+
+    def total_possible(self):
+        """Points the whole stage is worth (None if no result records it)."""
+        worth = [r["possible"] for r in self.results.values() if r.get("possible")]
+        return max(worth) if worth else None
+
+
+def number(text):
+    """A grades.csv cell as a float; None for an empty cell."""
+    return None if text in (None, "") else float(text)
+
+
+def load_graded(where):
+    """Read a graded folder (or its grades.csv) into a Graded."""
+    where = Path(where)
+    folder = where.parent if where.suffix == ".csv" else where
+    csv_path = where if where.suffix == ".csv" else where / "grades.csv"
+    if not csv_path.is_file():
+        raise ValueError(f"{csv_path} does not exist: is {folder} an `sgdkit grade --out` folder?")
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    fixed = {"file", "total", "percent_correct", "status"}
+    if not fixed <= set(columns):
+        raise ValueError(f"{csv_path} has columns {columns}; expected file, questions, total, percent_correct, status")
+    results = {}
+    # Keyed by the "file" field, so how grade.py names the JSON files does not matter.
+    for path in sorted((folder / "results").glob("*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        results[result["file"]] = result
+    stages = {r.get("stage") for r in results.values()} - {None}
+    stage = stages.pop() if len(stages) == 1 else folder.name
+    return Graded(folder, stage, [c for c in columns if c not in fixed], rows, results)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def question_outcomes(graded):
+    """{question: Counter(full=, partial=, zero=)} over every submission."""
+    outcomes = {}
+    for question in graded.questions:
+        worth = graded.possible(question)
+        counts = Counter(full=0, partial=0, zero=0)
+        for row in graded.rows:
+            points = number(row[question]) or 0.0
+            if points <= 0:
+                counts["zero"] += 1
+            elif worth is None or points >= worth:
+                counts["full"] += 1
+            else:
+                counts["partial"] += 1
+        outcomes[question] = counts
+    return outcomes
+
+
+@dataclass
+class Tally:
+    """How one test fared across the submissions that ran it."""
+
+    question: str
+    name: str
+    hidden: bool
+    points: float
+    hint: str
+    passed: int = 0
+    failed: int = 0
+
+    @property
+    def ran(self):
+        return self.passed + self.failed
+
+
+def tally_tests(graded):
+    """Tally for every test of the submissions that ran, in question then test order."""
+    stats = {}
+    for result in graded.results.values():
+        if result.get("status", "").split(":")[0] in NOT_RUN:
+            continue
+        for question, outcome in result.get("questions", {}).items():
+            for test in outcome.get("tests", []):
+                key = (question, test["name"])
+                if key not in stats:
+                    stats[key] = Tally(question, test["name"], bool(test.get("hidden")),
+                                           test.get("points", 0), "")
+                entry = stats[key]
+                if test.get("passed"):
+                    entry.passed += 1
+                else:
+                    entry.failed += 1
+                    # A hidden test's hint is the same for everyone; a public
+                    # test's message shows one student's value, so keep the first.
+                    entry.hint = entry.hint or test.get("hint") or _assertion(test.get("message") or "")
+    order = {q: i for i, q in enumerate(graded.questions)}
+    return sorted(stats.values(), key=lambda s: (order.get(s.question, len(order)), s.question))
+
+
+def _assertion(message):
+    """The assert's own message out of otter's failure text (which also quotes the test's code)."""
+    return message.rpartition("AssertionError:")[2].strip()[:400] or message[:400]
+
+
+def flags(stats):
+    """(test, message) for every test nobody passed, and every test worth points everybody passed."""
+    found = []
+    for s in stats:
+        if s.ran and s.passed == 0:
+            found.append((s, f"nobody passed it ({s.ran} ran it): is the test or its reference broken?"))
+        elif s.ran and s.failed == 0 and s.points:
+            found.append((s, f"everybody passed it ({s.ran} ran it): does it check anything?"))
+    return found
+
+
+def not_graded_fully(graded):
+    """(file, status keyword, why) for every row whose status is not ok."""
+    problems = []
+    for row in graded.rows:
+        if row["status"] != "ok":
+            kind, _, why = row["status"].partition(":")
+            problems.append((row["file"], kind.strip(), why.strip()))
+    return problems
+
+
+def manual_questions(stage, zips=None):
+    """Questions of `stage` graded by hand, from the build's summary (empty if it is not there)."""
+    from . import ZIPS
+
+    try:
+        summary = json.loads((Path(zips or ZIPS) / f"{stage}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [q["name"] for q in summary.get("questions", []) if q.get("manual")]
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _data_uri(fig):
+    """The figure as an inline PNG; no Software tag, so the bytes stay the same run to run."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _pyplot():
+    """pyplot on the Agg backend: the report is drawn with no screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_totals(graded):
+    """Histogram of total points, one bar per point when the stage is small."""
+    plt = _pyplot()
+    totals = [number(row["total"]) or 0.0 for row in graded.rows]
+    top = graded.total_possible() or max(totals + [1.0])
+    width = max(1.0, top / 20)
+    edges = [i * width - width / 2 for i in range(int(top / width) + 2)]
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    ax.hist(totals, bins=edges, color=COLORS["bar"], edgecolor="white")
+    if totals:
+        mean = statistics.fmean(totals)
+        ax.axvline(mean, color="#333333", linestyle="--", linewidth=1)
+        ax.annotate(f"mean {mean:.1f}", (mean, 1), xycoords=("data", "axes fraction"),
+                    xytext=(4, -12), textcoords="offset points", fontsize=8)
+    ax.set_xlabel(f"total points (out of {top:g})")
+    ax.set_ylabel("submissions")
+    ax.set_title(f"{graded.stage}: distribution of totals", fontsize=10)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _data_uri(fig)
+
+
+def plot_pass_rates(graded):
+    """Horizontal stacked bars: share of submissions with full, partial and zero points per question."""
+    plt = _pyplot()
+    outcomes = question_outcomes(graded)
+    questions = list(reversed(graded.questions))  # first question on top
+    n = max(len(graded.rows), 1)
+    fig, ax = plt.subplots(figsize=(5.6, 0.5 * len(questions) + 1.2))
+    left = [0.0] * len(questions)
+    for kind in ("full", "partial", "zero"):
+        share = [100 * outcomes[q][kind] / n for q in questions]
+        ax.barh(questions, share, left=left, color=COLORS[kind], label=kind, height=0.6)
+        for y, (x0, w) in enumerate(zip(left, share)):
+            if w >= 8:
+                ax.text(x0 + w / 2, y, f"{w:.0f}%", ha="center", va="center", color="white", fontsize=8)
+        left = [a + b for a, b in zip(left, share)]
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of submissions")
+    ax.set_title(f"{graded.stage}: pass rate per question", fontsize=10, pad=22)
+    ax.legend(ncol=3, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _data_uri(fig)
+
+
+# ---------------------------------------------------------------- HTML
+
+CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+       margin: 0; background: #f6f7f9; }
+main { max-width: 1120px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 21px; margin: 36px 0 6px; padding-top: 12px; border-top: 2px solid #dde1e6; }
+h3 { font-size: 16px; margin: 22px 0 8px; }
+.muted { color: #666; }
+.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; align-items: start; }
+.plots figure { margin: 0; background: #fff; border: 1px solid #dde1e6; border-radius: 6px; padding: 8px; }
+.plots img { display: block; width: 100%; height: auto; }
+table { border-collapse: collapse; background: #fff; font-size: 14px; width: 100%; }
+th, td { border: 1px solid #dde1e6; padding: 5px 9px; text-align: left; vertical-align: top; }
+th { background: #eef1f5; font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; }
+.tag { display: inline-block; white-space: nowrap; padding: 0 7px; border-radius: 9px; font-size: 12px; font-weight: 600; }
+.tag.hidden { background: #e8eaf6; color: #303f9f; }
+.tag.public { background: #e0f2f1; color: #00695c; }
+.tag.ok { background: #e8f5e9; color: #2e7d32; }
+.tag.bad { background: #ffebee; color: #c62828; }
+ul.flags { padding-left: 0; list-style: none; }
+ul.flags li { background: #fff8e1; border-left: 4px solid #f9a825; padding: 6px 10px; margin: 6px 0; }
+.none { background: #fff; border: 1px dashed #cfd5dc; padding: 6px 10px; color: #555; }
+details { margin-top: 14px; }
+summary { cursor: pointer; font-weight: 600; }
+"""
+
+
+def _e(text):
+    return html.escape(str(text))
+
+
+def _fmt(value):
+    return "" if value is None else f"{value:g}"
+
+
+def _table(headers, rows, numeric=()):
+    """An HTML table; cells are already-escaped HTML; columns in `numeric` align right."""
+    head = "".join(f'<th class="num">{h}</th>' if i in numeric else f"<th>{h}</th>"
+                   for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
+                         for i, c in enumerate(row)) + "</tr>"
+        for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _summary(graded):
+    """(n, mean %, median %, not ok) for one stage."""
+    percents = [number(r["percent_correct"]) or 0.0 for r in graded.rows]
+    mean = statistics.fmean(percents) if percents else 0.0
+    median = statistics.median(percents) if percents else 0.0
+    return len(graded.rows), mean, median, sum(r["status"] != "ok" for r in graded.rows)
+
+
+def _test_table(tallies, last):
+    """Failed tests with their counts: question, test, kind, failed n of N, hint or message."""
+    rows = [(f"<code>{_e(s.question)}</code>", f"<code>{_e(s.name)}</code>",
+             f'<span class="tag {"hidden" if s.hidden else "public"}">{"hidden" if s.hidden else "public"}</span>',
+             f"{s.failed} of {s.ran} ({100 * s.failed / s.ran:.0f}%)", _e(s.hint))
+            for s in tallies]
+    return _table(["question", "test", "kind", "failed", last], rows, numeric=(3,))
+
+
+def stage_section(graded):
+    """The HTML section of one stage."""
+    n, mean, median, bad = _summary(graded)
+    stats = tally_tests(graded)
+    parts = [f'<h2 id="{_e(graded.stage)}">{_e(graded.stage)}</h2>',
+             f'<p class="muted">{n} submissions &middot; mean {mean:.0f}% &middot; median {median:.0f}%'
+             f' &middot; {bad} not graded fully &middot; from <code>{_e(graded.folder)}</code></p>']
+    manual = manual_questions(graded.stage)
+    if manual:
+        parts.append(f'<p class="muted">Graded by hand, not in these numbers: '
+                     f'{", ".join(f"<code>{_e(q)}</code>" for q in manual)}.</p>')
+    parts.append('<div class="plots">'
+                 f'<figure><img src="{plot_totals(graded)}" alt="{_e(graded.stage)}: histogram of total scores"></figure>'
+                 f'<figure><img src="{plot_pass_rates(graded)}" alt="{_e(graded.stage)}: pass rate per question"></figure>'
+                 "</div>")
+
+    parts.append("<h3>Tests failed most often</h3>")
+    scored = [s for s in stats if s.points]
+    failing = sorted((s for s in scored if s.failed), key=lambda s: (-s.failed, s.question, s.name))[:TOP_FAILED]
+    if failing:
+        parts.append(_test_table(failing, "hint (what the test checks)"))
+    else:
+        parts.append('<p class="none">No test worth points failed.</p>')
+    public = sorted((s for s in stats if not s.points and s.failed), key=lambda s: (-s.failed, s.question, s.name))
+    if public:
+        parts.append(f"<details><summary>Public tests failed ({len(public)}, worth 0 points: "
+                     f"the ones students run with grader.check)</summary>"
+                     f"{_test_table(public, 'message (the first student to fail it)')}</details>")
+
+    parts.append("<h3>Flags</h3>")
+    found = flags(stats)
+    if found:
+        parts.append('<ul class="flags">' + "".join(
+            f"<li><code>{_e(s.question)}</code> / <code>{_e(s.name)}</code>: {_e(msg)}</li>" for s, msg in found)
+            + "</ul>")
+    else:
+        parts.append('<p class="none">No test was passed by everybody or by nobody.</p>')
+
+    parts.append("<h3>Not graded fully (status not ok)</h3>")
+    problems = not_graded_fully(graded)
+    if problems:
+        parts.append(_table(["file", "status", "why"],
+                            [(_e(f), f'<span class="tag bad">{_e(s)}</span>', _e(d)) for f, s, d in problems]))
+    else:
+        parts.append('<p class="none">Every submission was graded fully.</p>')
+
+    columns = ["file"] + graded.questions + ["total", "status"]
+    rows = [[_e(r["file"])] + [_e(r[q]) for q in graded.questions] + [_e(r["total"]),
+            f'<span class="tag {"ok" if r["status"] == "ok" else "bad"}">{_e(r["status"])}</span>']
+            for r in graded.rows]
+    numeric = tuple(range(1, len(graded.questions) + 2))
+    parts.append(f"<details><summary>All {n} submissions</summary>"
+                 f"{_table([_e(c) for c in columns], rows, numeric)}</details>")
+    return "\n".join(parts)
+
+
+def render(stages, title="sgdkit grading report"):
+    """The whole report for a list of Graded stages, as one HTML string."""
+    overview = _table(
+        ["stage", "submissions", "mean", "median", "not graded fully"],
+        [(f'<a href="#{_e(g.stage)}">{_e(g.stage)}</a>', n, f"{mean:.0f}%", f"{median:.0f}%", bad)
+         for g in stages for n, mean, median, bad in [_summary(g)]],
+        numeric=(1, 2, 3, 4))
+    sections = "\n".join(stage_section(g) for g in stages)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+            f"<h1>{_e(title)}</h1>\n"
+            f'<p class="muted">Pass rate = share of submissions with full points on the question. '
+            f"Hints are what a hidden test checks, as students see them in their feedback.</p>\n"
+            f"{overview}\n{sections}\n</main>\n</body>\n</html>\n")
+
+
+def write_report(graded_dirs, out_path, title="sgdkit grading report"):
+    """Read the graded folders and write the report to out_path; returns out_path."""
+    stages = [load_graded(d) for d in graded_dirs]
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp.write_text(render(stages, title), encoding="utf-8")
+    tmp.replace(out_path)
+    return out_path
+
+
+def add_arguments(parser):
+    parser.add_argument("graded", nargs="+", metavar="DIR",
+                        help="folders written by `sgdkit grade --out DIR`, one per stage")
+    parser.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    parser.add_argument("--title", default="sgdkit grading report")
+
+
+def main(args):
+    try:
+        path = write_report(args.graded, args.out, args.title)
+    except ValueError as exc:
+        print(f"sgdkit report: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,754 @@
+"""Stage 02-descent: split_dataset and standardize, and the three descent loops.
+
+The loops are probed with a recording model: a linear layer that logs, at
+every forward pass, which training or validation rows it saw and the values of
+its parameters. The judge rebuilds from that log what the loop did (the
+parameters change only in an update, so an update is whatever happened
+between two forward passes with different parameters), then replays every
+update with numpy. Only properties are checked, never one random stream, so
+any correct way of shuffling and batching passes.
+"""
+import contextlib
+import math
+import random
+
+import numpy as np
+
+from .losses import _describe, rel_error
+
+QUESTIONS = {
+    "prepare": {
+        "partition": "split_dataset must return one Dataset per fraction that together hold every "
+        "example exactly once, with each X row still paired with its own y row",
+        "sizes": "each part of split_dataset must hold within 1 of fraction * N examples",
+        "shuffled": "split_dataset must shuffle with the rng it is given: the same seed gives the "
+        "same split, another seed another split, and the global random module plays no part",
+        "train_stats": "standardize must shift and scale every X column by the mean and standard "
+        "deviation of the TRAINING X column only, for train and every other Dataset given",
+        "targets": "standardize must leave every y unchanged",
+        "unchanged": "standardize must return new Datasets and leave the Datasets it was given unchanged",
+    },
+}
+_LOOP_PARTS = {
+    "step": "each update must be p.data = p.data - learning_rate * p.grad for every parameter, where "
+    "p.grad is the gradient of loss_fn's mean loss on that batch alone (zero the gradients first)",
+    "train_losses": "train_losses must hold one float per update: the batch's loss BEFORE its update, in order",
+    "valid_losses": "valid_losses must hold one float per epoch: after the epoch's updates, the mean "
+    "loss on all of valid, computed without changing any parameter",
+    "converges": "a longer run with a sensible learning rate must bring the validation loss down "
+    "about as far as the reference loop does",
+}
+_SHUFFLE = (
+    "reshuffle with the rng argument at the start of every epoch: the same seed gives the same run, "
+    "every epoch a new order, and the global random module plays no part"
+)
+QUESTIONS["batch_gd"] = {
+    "one_batch": "every epoch makes exactly one update, on all N training examples at once, "
+    "for num_epochs epochs",
+    **_LOOP_PARTS,
+}
+QUESTIONS["sgd"] = {
+    "one_example": "every epoch makes N updates on one example each, using every training example "
+    "exactly once, for num_epochs epochs",
+    "shuffle": _SHUFFLE,
+    **_LOOP_PARTS,
+}
+QUESTIONS["minibatch_sgd"] = {
+    "batches": "every epoch uses every training example exactly once, in ceil(N / batch_size) batches: "
+    "all of batch_size except the last, which keeps the rest; for num_epochs epochs",
+    "shuffle": _SHUFFLE + " (so the batches hold other examples every epoch)",
+    **_LOOP_PARTS,
+}
+
+# The function a question's answer defines in the notebook.
+FUNCTIONS = {
+    "batch_gd": "batch_gradient_descent",
+    "sgd": "stochastic_gradient_descent",
+    "minibatch_sgd": "minibatch_sgd",
+}
+TOLERANCE = 1e-7  # float64 replays of the same arithmetic agree far closer than this
+
+
+# Inputs: chosen by the grader, plain JSON
+
+
+def make_inputs(question, seed):
+    """JSON inputs for `question`, drawn from numpy's default_rng seeded with `seed`."""
+    rng = np.random.default_rng([seed, list(QUESTIONS).index(question)])
+    if question == "prepare":
+        return _prepare_inputs(rng)
+    if question not in FUNCTIONS:
+        raise KeyError(f"stage 02-descent has no question {question!r}")
+    # N is never a multiple of the batch size, so the last batch is a partial one.
+    n, batch_size = int(rng.choice([13, 14])), int(rng.choice([4, 5]))
+    seeds = [int(s) for s in rng.choice(10**6, size=4, replace=False)]
+    small = _regression(rng, n, 5)
+    # Unusual values, passed by keyword, so a loop must use the ones it is given.
+    lr = float(np.round(rng.uniform(0.06, 0.14), 4))
+    epochs = int(rng.choice([3, 4]))
+    runs = [{"name": "main", "seed": seeds[0], "global_seed": seeds[2], "num_epochs": epochs}]
+    if question != "batch_gd":
+        # Two epochs are enough to compare the order of the examples with the main run's.
+        runs += [
+            {"name": "same_seed", "seed": seeds[0], "global_seed": seeds[3], "num_epochs": 2},
+            {"name": "other_seed", "seed": seeds[1], "global_seed": seeds[2], "num_epochs": 2},
+        ]
+    for run in runs:
+        run.update(data="small", learning_rate=lr, batch_size=batch_size)
+    # The long run checks convergence. Its training inputs are whitened, so the
+    # loss's curvature is 2I: batch GD with learning rate 0.6 shrinks the error
+    # 5-fold every update, and a loop that updates with anything but the fresh
+    # mean gradient ends far from the reference (see _converge_threshold).
+    n_long, lr_long, epochs_long, batch_long = {
+        "batch_gd": (40, 0.6, 10, 40), "sgd": (24, 0.03, 6, 1), "minibatch_sgd": (40, 0.25, 12, 8),
+    }[question]
+    runs.append({"name": "long", "data": "long", "seed": seeds[1], "global_seed": seeds[3],
+                 "learning_rate": lr_long, "num_epochs": epochs_long, "batch_size": batch_long})
+    return {"small": small, "long": _regression(rng, n_long, 20, whiten=True), "runs": runs}
+
+
+def _regression(rng, n_train, n_valid, d=2, whiten=False):
+    """A noisy linear problem and a poor starting point: {"train", "valid", "init"}.
+
+    Whitened training inputs have column means 0 and covariance I exactly.
+    """
+    w, b = rng.uniform(1.0, 2.0, size=(d, 1)) * rng.choice([-1, 1], size=(d, 1)), rng.uniform(-1, 1)
+
+    def part(n, whiten=False):
+        X = rng.normal(size=(n, d))
+        if whiten:
+            X -= X.mean(axis=0)
+            X = X @ np.linalg.inv(np.linalg.cholesky(X.T @ X / n)).T
+        y = X @ w + b + 0.1 * rng.normal(size=(n, 1))
+        return {"X": X.tolist(), "y": y.tolist()}
+
+    init = {"W": rng.uniform(-0.3, 0.3, size=(d, 1)).tolist(), "b": [[float(rng.uniform(-0.3, 0.3))]]}
+    return {"train": part(n_train, whiten), "valid": part(n_valid), "init": init}
+
+
+def _prepare_inputs(rng):
+    # N prime, so no fraction times N is whole; and in each pair truncating the
+    # first two parts leaves the last one more than 1 too big, so int(f * N)
+    # with the rest in the last part fails `sizes` whatever the seed.
+    n, three = [(37, [0.7, 0.15, 0.15]), (43, [0.6, 0.2, 0.2]), (43, [0.5, 0.25, 0.25]),
+                (47, [0.8, 0.1, 0.1]), (53, [0.6, 0.2, 0.2])][int(rng.integers(5))]
+    two = [[0.8, 0.2], [0.7, 0.3], [0.75, 0.25]][int(rng.integers(3))]
+    s = [int(v) for v in rng.choice(10**6, size=5, replace=False)]
+    split = {
+        "X": rng.normal(size=(n, 2)).tolist(),
+        "y": rng.normal(size=(n, 1)).tolist(),
+        # Cases 0 and 1 differ only in the global random state, 0 and 2 only in the seed.
+        "cases": [
+            {"fractions": three, "seed": s[0], "global_seed": s[3]},
+            {"fractions": three, "seed": s[0], "global_seed": s[4]},
+            {"fractions": three, "seed": s[1], "global_seed": s[3]},
+            {"fractions": two, "seed": s[2], "global_seed": s[3]},
+        ],
+    }
+    # Columns on very different scales; valid and test lie elsewhere, so
+    # statistics taken from all the data (or from each set) are clearly wrong.
+    center, spread = rng.uniform(-5, 5, size=3), rng.uniform(0.5, 4, size=3)
+
+    def part(n, shift):
+        X = center + shift * spread + spread * rng.normal(size=(n, 3))
+        return {"X": X.tolist(), "y": rng.normal(size=(n, 1)).tolist()}
+
+    standardize = {"train": part(20, 0.0), "others": [part(8, 1.5), part(6, -2.0)]}
+    return {"split": split, "standardize": standardize}
+
+
+# Stand-ins: while one loop is probed, these replace the student's other two,
+# so a loop that calls another (SGD as minibatch_sgd with batch_size 1, say)
+# loses points only for its own bugs.
+
+
+def _descend(model, loss_fn, train, valid, learning_rate, num_epochs, batch_size, rng):
+    order = list(range(len(train)))
+    train_losses, valid_losses = [], []
+    for _ in range(num_epochs):
+        if rng is not None:
+            rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            X, y = train[order[start:start + batch_size]]
+            loss = loss_fn(model(X), y)
+            model.zero_grad()
+            loss.backward()
+            for p in model.parameters():
+                p.data = p.data - learning_rate * p.grad
+            train_losses.append(loss.item())
+        X, y = valid[list(range(len(valid)))]
+        valid_losses.append(loss_fn(model(X), y).item())
+    return train_losses, valid_losses
+
+
+def _batch_gd(model, loss_fn, train, valid, learning_rate, num_epochs):
+    return _descend(model, loss_fn, train, valid, learning_rate, num_epochs, len(train), None)
+
+
+def _sgd(model, loss_fn, train, valid, learning_rate, num_epochs, rng):
+    return _descend(model, loss_fn, train, valid, learning_rate, num_epochs, 1, rng)
+
+
+def _minibatch_sgd(model, loss_fn, train, valid, learning_rate, num_epochs, batch_size, rng):
+    return _descend(model, loss_fn, train, valid, learning_rate, num_epochs, batch_size, rng)
+
+
+_STAND_INS = {"batch_gd": _batch_gd, "sgd": _sgd, "minibatch_sgd": _minibatch_sgd}
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def _stand_ins(question, namespaces):
+    """The other loops' names bound to stand-ins in every namespace; restored after."""
+    saved = []
+    try:
+        for namespace in namespaces:
+            for other, stand_in in _STAND_INS.items():
+                if other != question:
+                    name = FUNCTIONS[other]
+                    saved.append((namespace, name, namespace.get(name, _MISSING)))
+                    namespace[name] = stand_in
+        yield
+    finally:
+        for namespace, name, old in reversed(saved):
+            if old is _MISSING:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = old
+
+
+# Probe: runs the student's code; no numpy, every student error becomes data
+
+
+def probe(question, env, inputs):
+    """Run the student's answer to `question` on `inputs`; plain JSON data back."""
+    state = random.getstate()  # the probe seeds the global state; the notebook's is put back
+    try:
+        match = env.get("match")
+        if match is None:
+            import match
+        if question == "prepare":
+            return _probe_prepare(env, match, inputs)
+        fn = env.get(FUNCTIONS[question])
+        if not callable(fn):
+            return {"error": f"NameError: the notebook defines no function {FUNCTIONS[question]}"}
+        namespaces = [env] + ([fn.__globals__] if getattr(fn, "__globals__", env) is not env else [])
+        with _stand_ins(question, namespaces):
+            return {"runs": [_run_loop(question, fn, match, inputs, run) for run in inputs["runs"]]}
+    except Exception as exc:
+        return {"error": _describe(exc)}
+    finally:
+        random.setstate(state)
+
+
+def _dataset(match, part):
+    return match.data.Dataset(match.mat(part["X"]), match.mat(part["y"]))
+
+
+def _float(value):
+    """A float for JSON: None stands for inf or nan."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _recorder(match, init, ids, log):
+    """A one-output Linear model that logs [row ids, parameters] at every forward pass."""
+
+    class Recorder(match.nn.Module):
+        def __init__(self):
+            self.linear = match.nn.Linear(len(init["W"]), 1)
+            self.linear.W.data = match.List2D(len(init["W"]), 1, init["W"])
+            self.linear.b.data = match.List2D(1, 1, init["b"])
+
+        def forward(self, x):
+            log.append([[ids.get(tuple(row), -1) for row in x.data.vals], self.values()])
+            return self.linear(x)
+
+        def parameters(self):
+            return self.linear.parameters()
+
+        def values(self):
+            return [_float(v) for p in self.parameters() for row in p.data.vals for v in row]
+
+    return Recorder()
+
+
+def _mse(yhat, y):
+    """Mean squared error, from graph ops only (nothing the student wrote)."""
+    diff = yhat - y
+    return (diff * diff).sum() * (1.0 / (yhat.nrow * yhat.ncol))
+
+
+def _run_loop(question, fn, match, inputs, run):
+    data = inputs[run["data"]]
+    rows = data["train"]["X"] + data["valid"]["X"]
+    ids = {tuple(row): i for i, row in enumerate(rows)}
+    log = []
+    model = _recorder(match, data["init"], ids, log)
+    kwargs = {
+        "model": model,
+        "loss_fn": _mse,
+        "train": _dataset(match, data["train"]),
+        "valid": _dataset(match, data["valid"]),
+        "learning_rate": run["learning_rate"],
+        "num_epochs": run["num_epochs"],
+    }
+    if question == "minibatch_sgd":
+        kwargs["batch_size"] = run["batch_size"]
+    if question != "batch_gd":
+        kwargs["rng"] = random.Random(run["seed"])
+    random.seed(run["global_seed"])
+    result = {"error": None}
+    try:
+        result["returned"] = _returned(fn(**kwargs))
+    except Exception as exc:
+        result["error"] = _describe(exc)
+    result["final"] = model.values()
+    if run["data"] == "small":  # the long run is judged on its final parameters alone
+        result["forwards"] = log
+    return result
+
+
+def _returned(value):
+    """[train_losses, valid_losses] as lists of floats, or a string saying what was returned."""
+    try:
+        train_losses, valid_losses = value
+        lists = [list(train_losses), list(valid_losses)]
+    except Exception:
+        return f"returned {type(value).__name__}, not (train_losses, valid_losses)"
+    for losses in lists:
+        for loss in losses:
+            if isinstance(loss, bool) or not isinstance(loss, (int, float)):
+                return f"a loss is a {type(loss).__name__}, not a float (use loss.item())"
+    return [[_float(loss) for loss in losses] for losses in lists]
+
+
+def _probe_prepare(env, match, inputs):
+    return {"split": _probe_split(env, match, inputs["split"]),
+            "standardize": _probe_standardize(env, match, inputs["standardize"])}
+
+
+def _probe_split(env, match, inputs):
+    split_dataset = env.get("split_dataset")
+    ids = {tuple(row): i for i, row in enumerate(inputs["X"])}
+    y_ids = {row[0]: i for i, row in enumerate(inputs["y"])}
+    results = []
+    for case in inputs["cases"]:
+        dataset = _dataset(match, inputs)
+        random.seed(case["global_seed"])
+        try:
+            parts = split_dataset(dataset, tuple(case["fractions"]), random.Random(case["seed"]))
+            results.append([[[ids.get(tuple(row), -1) for row in part.X.data.vals],
+                             [y_ids.get(row[0], -1) for row in part.y.data.vals]] for part in parts])
+        except Exception as exc:
+            results.append(_describe(exc))
+    return results
+
+
+def _probe_standardize(env, match, inputs):
+    standardize = env.get("standardize")
+    parts = [inputs["train"]] + inputs["others"]
+    result = {}
+    for name, count in (("all", len(parts)), ("train_only", 1)):
+        given = [_dataset(match, part) for part in parts[:count]]  # fresh, whatever the last call did
+        matrices = [(d.X, d.y) for d in given]
+        try:
+            out = standardize(*given)
+            result[name] = [{"X": _rows(d.X), "y": _rows(d.y)} for d in out]
+        except Exception as exc:
+            result[name] = _describe(exc)
+        if name == "all":  # unchanged: the same Matrix objects, holding the same values
+            try:
+                result["inputs_after"] = [{"same_objects": d.X is X and d.y is y, "X": _rows(X), "y": _rows(y)}
+                                          for d, (X, y) in zip(given, matrices)]
+            except Exception as exc:
+                result["inputs_after"] = _describe(exc)
+    return result
+
+
+def _rows(m):
+    """The values of a Matrix as rows of floats (None for inf or nan)."""
+    return [[_float(v) for v in row] for row in m.data.vals]
+
+
+# Judge: pure numpy on the probe's data, no student objects
+
+
+class _Failed(Exception):
+    """A part failed; the message says why, for the instructor."""
+
+
+def judge(question, inputs, data):
+    """{part: None if it passed, else a short failure message}."""
+    verdicts = {}
+    for part in QUESTIONS[question]:
+        try:
+            if "error" in data:
+                raise _Failed(f"the probe stopped: {data['error']}")
+            if question == "prepare":
+                _PREPARE[part](inputs, data)
+            else:
+                _judge_loop(question, part, inputs, data)
+            verdicts[part] = None
+        except _Failed as failure:
+            verdicts[part] = str(failure)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            # Data of the wrong form fails the part instead of crashing the grader.
+            verdicts[part] = f"malformed probe data: {type(exc).__name__}: {exc}"
+    return verdicts
+
+
+# prepare
+
+
+def _split_parts(inputs, data, i):
+    """The id lists of split case i, after checking the probe got Datasets back."""
+    got = data["split"][i]
+    if isinstance(got, str):
+        raise _Failed(f"split_dataset raised {got}")
+    fractions = inputs["split"]["cases"][i]["fractions"]
+    if len(got) != len(fractions):
+        raise _Failed(f"split_dataset gave {len(got)} parts for fractions {fractions}")
+    return [x_ids for x_ids, _ in got]
+
+
+def _judge_partition(inputs, data):
+    n = len(inputs["split"]["X"])
+    for i, case in enumerate(data["split"]):
+        _split_parts(inputs, data, i)
+        for x_ids, y_ids in case:
+            if -1 in x_ids or x_ids != y_ids:
+                raise _Failed("a part holds X rows or y rows that do not belong together")
+        every = sorted(j for x_ids, _ in case for j in x_ids)
+        if every != list(range(n)):
+            raise _Failed(f"the parts hold {len(every)} rows ({len(set(every))} distinct) of {n}")
+
+
+def _judge_sizes(inputs, data):
+    n = len(inputs["split"]["X"])
+    for i, case in enumerate(inputs["split"]["cases"]):
+        sizes = [len(part) for part in _split_parts(inputs, data, i)]
+        if any(abs(size - f * n) > 1 + 1e-9 for size, f in zip(sizes, case["fractions"])):
+            raise _Failed(f"sizes {sizes} for fractions {case['fractions']} of {n}")
+
+
+def _judge_shuffled(inputs, data):
+    first, same_seed, other_seed = (_split_parts(inputs, data, i) for i in range(3))
+    if first != same_seed:
+        raise _Failed("the same rng seed gave another split once the global random state changed")
+    # Compared as sets: any order inside a part is fine, the assignment must be random.
+    def assignment(parts):
+        return [sorted(part) for part in parts]
+
+    if assignment(first) == assignment(other_seed):
+        raise _Failed("two rng seeds gave the same split")
+    for parts in (first, _split_parts(inputs, data, 3)):
+        if sorted(parts[0]) == list(range(len(parts[0]))):
+            raise _Failed("the first part is the first rows of the dataset: not shuffled")
+
+
+def _standardized(inputs, data, name):
+    """The student's outputs for call `name`, and the inputs (from make_inputs) they came from."""
+    got = data["standardize"][name]
+    if isinstance(got, str):
+        raise _Failed(f"standardize raised {got}")
+    given = [inputs["standardize"]["train"]] + inputs["standardize"]["others"]
+    given = given[: len(given) if name == "all" else 1]
+    if len(got) != len(given):
+        raise _Failed(f"standardize gave {len(got)} Datasets for {len(given)}")
+    return got, given
+
+
+def _judge_train_stats(inputs, data):
+    train = np.array(inputs["standardize"]["train"]["X"])
+    for name in ("all", "train_only"):
+        got, given = _standardized(inputs, data, name)
+        for ddof in (0, 1):
+            mean, std = train.mean(axis=0), train.std(axis=0, ddof=ddof)
+            if all(_close(out["X"], (np.array(part["X"]) - mean) / std) for out, part in zip(got, given)):
+                break
+        else:
+            raise _Failed(f"standardize({', '.join(['train', 'valid', 'test'][:len(given)])}) "
+                          "did not use the training mean and standard deviation")
+
+
+def _judge_targets(inputs, data):
+    for name in ("all", "train_only"):
+        got, given = _standardized(inputs, data, name)
+        if not all(_close(out["y"], part["y"]) for out, part in zip(got, given)):
+            raise _Failed("standardize changed y")
+
+
+def _judge_unchanged(inputs, data):
+    _standardized(inputs, data, "all")
+    given = [inputs["standardize"]["train"]] + inputs["standardize"]["others"]
+    if isinstance(data["standardize"]["inputs_after"], str):
+        raise _Failed(f"the Datasets given to standardize became unreadable: {data['standardize']['inputs_after']}")
+    for after, part in zip(data["standardize"]["inputs_after"], given):
+        if not after["same_objects"] or after["X"] != part["X"] or after["y"] != part["y"]:
+            raise _Failed("standardize changed a Dataset it was given")
+
+
+def _close(got, want):
+    """Same shape and within TOLERANCE; None (inf or nan) never is."""
+    try:
+        got = np.array(got, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    want = np.asarray(want, dtype=float)
+    return got.shape == want.shape and bool(np.all(np.isfinite(got))) and rel_error(got, want) <= TOLERANCE
+
+
+_PREPARE = {
+    "partition": _judge_partition,
+    "sizes": _judge_sizes,
+    "shuffled": _judge_shuffled,
+    "train_stats": _judge_train_stats,
+    "targets": _judge_targets,
+    "unchanged": _judge_unchanged,
+}
+
+
+# The loops: rebuild the timeline of updates and validation passes from the log
+
+
+def _timeline(forwards, final, init, train, lr):
+    """(updates, validations, odd) rebuilt from the forward-pass log.
+
+    An update is a change of the parameters between two logged moments. Its
+    batch is the training forward pass made at the parameters it started
+    from, or, when there were several (a loss logged twice, one forward per
+    example whose gradients add up), the one of them or their union whose
+    gradient step explains the change. A validation is a run of validation
+    forward passes with nothing else between them.
+    """
+    n_train = len(train[0])
+    updates, validations, odd = [], [], []
+    params, seen, valid_rows, last = init, [], [], None
+    for rows, values in forwards + [[None, final]]:
+        if values != params:
+            updates.append({"batch": _batch(seen, params, values, train, lr), "before": params,
+                            "after": values, "validation_only": bool(valid_rows) and not seen})
+            params, seen, valid_rows, last = values, [], [], "update"
+        if rows is None:
+            break
+        if rows and all(0 <= i < n_train for i in rows):
+            if rows not in seen:
+                seen.append(rows)
+            last = "train"
+        elif rows and all(i >= n_train for i in rows):
+            if last == "valid":
+                validations[-1]["rows"] += rows
+            else:
+                validations.append({"rows": list(rows), "params": values, "updates_before": len(updates)})
+            valid_rows += rows
+            last = "valid"
+        else:
+            odd.append(rows)
+    return updates, validations, odd
+
+
+def _batch(seen, before, after, train, lr):
+    """The rows of the update from `before` to `after`, among the training forwards `seen`."""
+    union = [i for rows in seen for i in rows]
+    if len(seen) > 1 and _finite(before) and _finite(after):
+        for rows in reversed(seen):
+            if rel_error(after, _step(train, rows, before, lr)) <= TOLERANCE:
+                return rows
+    return union
+
+
+def _step(train, rows, params, lr):
+    """The parameters after one reference update on the training rows `rows`."""
+    X, y = train
+    _, grad = _loss_and_grad(X[rows], y[rows], params)
+    return np.array(params, dtype=float) - lr * grad
+
+
+def _judge_loop(question, part, inputs, data):
+    run = {spec["name"]: (spec, got) for spec, got in zip(inputs["runs"], data["runs"])}
+    if part == "converges":
+        return _judge_converges(inputs, *run["long"])
+    spec, got = run["main"]
+    if got["error"]:
+        raise _Failed(f"the loop raised {got['error']}")
+    small = inputs["small"]
+    n = len(small["train"]["X"])
+    init = _flat(small["init"])
+    train = _arrays(small["train"])
+    updates, validations, odd = _timeline(got["forwards"], got["final"], init, train, spec["learning_rate"])
+    if odd:
+        raise _Failed(f"a forward pass saw rows that are not all training or all validation rows: {odd[0]}")
+    training = [u for u in updates if not u["validation_only"]]
+    if part == "step":
+        _judge_steps(training, train, spec["learning_rate"])
+    elif part == "train_losses":
+        _judge_train_losses(training, got["returned"], train)
+    elif part == "valid_losses":
+        _judge_valid_losses(updates, validations, got["returned"], small, spec["num_epochs"])
+    else:  # one_batch, one_example or batches; shuffle
+        sizes = _batch_sizes(question, n, spec["batch_size"])
+        epochs = _epochs(training, sizes, spec["num_epochs"], n)
+        if part == "shuffle":
+            _judge_shuffle(epochs, run, init, train)
+
+
+def _batch_sizes(question, n, batch_size):
+    """The sizes of one epoch's batches, in order."""
+    size = {"batch_gd": n, "sgd": 1, "minibatch_sgd": batch_size}[question]
+    return [min(size, n - start) for start in range(0, n, size)]
+
+
+def _epochs(training, sizes, num_epochs, n):
+    """The batches of every epoch, after checking each epoch is `sizes` and uses every row once."""
+    if not training:
+        raise _Failed("no update happened")
+    if any(not u["batch"] for u in training):
+        raise _Failed("parameters changed without a forward pass on training data")
+    k = len(sizes)
+    if len(training) != k * num_epochs:
+        raise _Failed(f"{len(training)} updates in {num_epochs} epochs, expected {k} per epoch")
+    epochs = [[u["batch"] for u in training[e * k:(e + 1) * k]] for e in range(num_epochs)]
+    for e, batches in enumerate(epochs):
+        got = [len(batch) for batch in batches]
+        if sorted(got) != sorted(sizes):  # where the partial batch comes is not checked
+            raise _Failed(f"epoch {e + 1} had batches of sizes {got}, expected {sizes}")
+        if sorted(i for batch in batches for i in batch) != list(range(n)):
+            raise _Failed(f"epoch {e + 1} did not use every one of the {n} training examples once")
+    return epochs
+
+
+def _judge_shuffle(epochs, run, init, train):
+    n = len(train[0])
+    for e, batches in enumerate(epochs):
+        if [i for batch in batches for i in batch] == list(range(n)):
+            raise _Failed(f"epoch {e + 1} took the examples in dataset order")
+        if e == 0:
+            continue
+        before = epochs[e - 1]
+        if batches == before:
+            raise _Failed(f"epoch {e + 1} used the same order as epoch {e}")
+        # Batches of more than one example must be new mixes, not the old ones reordered.
+        if len(batches) < n and sorted(map(sorted, batches)) == sorted(map(sorted, before)):
+            raise _Failed(f"epoch {e + 1} used the same batches as epoch {e}, only reordered")
+
+    def batches_of(name):
+        spec, got = run[name]
+        if got["error"]:
+            raise _Failed(f"the loop raised {got['error']}")
+        updates, _, _ = _timeline(got["forwards"], got["final"], init, train, spec["learning_rate"])
+        return [u["batch"] for u in updates if not u["validation_only"]]
+
+    main = [b for batches in epochs[:2] for b in batches]
+    if batches_of("same_seed") != main:
+        raise _Failed("the same rng seed gave another order once the global random state changed")
+    if batches_of("other_seed") == main:
+        raise _Failed("two rng seeds gave the same order: shuffle with the rng argument")
+
+
+def _flat(init):
+    return [v for row in init["W"] for v in row] + [v for row in init["b"] for v in row]
+
+
+def _arrays(part):
+    return np.array(part["X"], dtype=float), np.array(part["y"], dtype=float)
+
+
+def _loss_and_grad(X, y, params):
+    """MSE of the linear model X @ W + b on (X, y) and its gradient, flat like params."""
+    d = X.shape[1]
+    W, b = np.array(params[:d], dtype=float).reshape(d, 1), float(params[d])
+    residual = X @ W + b - y
+    loss = float(np.mean(residual**2))
+    grad_W = 2 * X.T @ residual / len(X)
+    return loss, np.concatenate([grad_W.ravel(), [2 * residual.mean()]])
+
+
+def _finite(params):
+    return all(v is not None for v in params)
+
+
+def _judge_steps(training, train, lr):
+    if not training:
+        raise _Failed("no update happened")
+    for k, update in enumerate(training):
+        if not update["batch"]:
+            raise _Failed(f"update {k + 1} changed the parameters without a forward pass on training data")
+        if not (_finite(update["before"]) and _finite(update["after"])):
+            raise _Failed(f"update {k + 1}: the parameters became inf or nan")
+        want = _step(train, update["batch"], update["before"], lr)
+        if rel_error(update["after"], want) > TOLERANCE:
+            raise _Failed(f"update {k + 1} gave parameters {update['after']}, expected {want.tolist()}")
+
+
+def _judge_train_losses(training, returned, train):
+    if isinstance(returned, str):
+        raise _Failed(returned)
+    train_losses = returned[0]
+    if len(train_losses) != len(training) or not training:
+        raise _Failed(f"{len(train_losses)} train_losses for {len(training)} updates")
+    X, y = train
+    for k, (loss, update) in enumerate(zip(train_losses, training)):
+        want, _ = _loss_and_grad(X[update["batch"]], y[update["batch"]], update["before"])
+        if loss is None or rel_error(loss, want) > TOLERANCE:
+            raise _Failed(f"train_losses[{k}] is {loss}, the batch's loss before the update is {want}")
+
+
+def _judge_valid_losses(updates, validations, returned, small, num_epochs):
+    if isinstance(returned, str):
+        raise _Failed(returned)
+    valid_losses = returned[1]
+    if any(u["validation_only"] for u in updates):
+        raise _Failed("computing the validation loss changed the parameters")
+    if len(valid_losses) != num_epochs or len(validations) != num_epochs:
+        raise _Failed(f"{len(valid_losses)} valid_losses and {len(validations)} validation passes "
+                      f"for {num_epochs} epochs")
+    trained = sum(1 for u in updates if u["batch"])
+    per_epoch = trained // num_epochs
+    X, y = _arrays(small["valid"])
+    n_train = len(small["train"]["X"])
+    for e, (loss, validation) in enumerate(zip(valid_losses, validations)):
+        if not per_epoch or trained % num_epochs or validation["updates_before"] != (e + 1) * per_epoch:
+            raise _Failed(f"validation {e + 1} came after {validation['updates_before']} of {trained} "
+                          "updates, not at the end of its epoch")
+        if sorted(validation["rows"]) != list(range(n_train, n_train + len(X))):
+            raise _Failed(f"validation {e + 1} did not use every validation example once")
+        if not _finite(validation["params"]):
+            raise _Failed("the parameters became inf or nan")
+        want, _ = _loss_and_grad(X, y, validation["params"])
+        if loss is None or rel_error(loss, want) > TOLERANCE:
+            raise _Failed(f"valid_losses[{e}] is {loss}, the mean validation loss then is {want}")
+
+
+def _judge_converges(inputs, spec, got):
+    long = inputs["long"]
+    X, y = _arrays(long["valid"])
+    threshold = _converge_threshold(long, spec)
+    if got["error"]:
+        raise _Failed(f"the loop raised {got['error']}")
+    if not _finite(got["final"]):
+        raise _Failed("the parameters became inf or nan")
+    loss, _ = _loss_and_grad(X, y, got["final"])
+    if not loss <= threshold:
+        raise _Failed(f"final validation loss {loss:.4g}, the reference reaches {threshold:.4g} or less")
+
+
+def _converge_threshold(long, spec):
+    """The reference loop's final validation loss, plus a margin for another shuffle."""
+    X, y = _arrays(long["train"])
+    Xv, yv = _arrays(long["valid"])
+    params = np.array(_flat(long["init"]), dtype=float)
+    start, _ = _loss_and_grad(Xv, yv, params)
+    order = np.arange(len(X))
+    shuffle = np.random.default_rng(spec["seed"])
+    for _ in range(spec["num_epochs"]):
+        shuffle.shuffle(order)
+        for i in range(0, len(order), spec["batch_size"]):
+            batch = order[i:i + spec["batch_size"]]
+            _, grad = _loss_and_grad(X[batch], y[batch], params)
+            params = params - spec["learning_rate"] * grad
+    final, _ = _loss_and_grad(Xv, yv, params)
+    # Measured over 100 seeds: correct loops with other shuffles end within
+    # 0.2% of the reference's drop in loss; loops with a broken update stay
+    # above 50% of it (tests/corpus/descent.py).
+    return final + 0.05 * (start - final)
