@@ -14,27 +14,9 @@ from match import List2D, Matrix, mat
 from match.data import Dataset
 from match.nn import Linear, ReLU, Sequential, Sigmoid
 
-H = 1e-5
+from checks.common import numerical_gradient, rel_error
+
 TOL = 1e-7
-
-
-def rel_error(a, b) -> float:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
-
-
-def numerical_gradient(f, x: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar function f at x."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + H
-        plus = f(x)
-        x[idx] = old - H
-        minus = f(x)
-        x[idx] = old
-        grad[idx] = (plus - minus) / (2 * H)
-    return grad
 
 
 def away_from_zero(rng, shape, low=0.1, high=2.0):

@@ -14,7 +14,8 @@ import random
 
 import numpy as np
 
-from .losses import _describe, rel_error
+from .common import Failed, describe, judge_parts, rel_error
+
 
 QUESTIONS = {
     "prepare": {
@@ -236,7 +237,7 @@ def probe(question, env, inputs):
         with _stand_ins(question, namespaces):
             return {"runs": [_run_loop(question, fn, match, inputs, run) for run in inputs["runs"]]}
     except Exception as exc:
-        return {"error": _describe(exc)}
+        return {"error": describe(exc)}
     finally:
         random.setstate(state)
 
@@ -302,7 +303,7 @@ def _run_loop(question, fn, match, inputs, run):
     try:
         result["returned"] = _returned(fn(**kwargs))
     except Exception as exc:
-        result["error"] = _describe(exc)
+        result["error"] = describe(exc)
     result["final"] = model.values()
     if run["data"] == "small":  # the long run is judged on its final parameters alone
         result["forwards"] = log
@@ -341,7 +342,7 @@ def _probe_split(env, match, inputs):
             results.append([[[ids.get(tuple(row), -1) for row in part.X.data.vals],
                              [y_ids.get(row[0], -1) for row in part.y.data.vals]] for part in parts])
         except Exception as exc:
-            results.append(_describe(exc))
+            results.append(describe(exc))
     return results
 
 
@@ -356,13 +357,13 @@ def _probe_standardize(env, match, inputs):
             out = standardize(*given)
             result[name] = [{"X": _rows(d.X), "y": _rows(d.y)} for d in out]
         except Exception as exc:
-            result[name] = _describe(exc)
+            result[name] = describe(exc)
         if name == "all":  # unchanged: the same Matrix objects, holding the same values
             try:
                 result["inputs_after"] = [{"same_objects": d.X is X and d.y is y, "X": _rows(X), "y": _rows(y)}
                                           for d, (X, y) in zip(given, matrices)]
             except Exception as exc:
-                result["inputs_after"] = _describe(exc)
+                result["inputs_after"] = describe(exc)
     return result
 
 
@@ -374,28 +375,15 @@ def _rows(m):
 # Judge: pure numpy on the probe's data, no student objects
 
 
-class _Failed(Exception):
-    """A part failed; the message says why, for the instructor."""
-
-
 def judge(question, inputs, data):
     """{part: None if it passed, else a short failure message}."""
-    verdicts = {}
-    for part in QUESTIONS[question]:
-        try:
-            if "error" in data:
-                raise _Failed(f"the probe stopped: {data['error']}")
-            if question == "prepare":
-                _PREPARE[part](inputs, data)
-            else:
-                _judge_loop(question, part, inputs, data)
-            verdicts[part] = None
-        except _Failed as failure:
-            verdicts[part] = str(failure)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            # Data of the wrong form fails the part instead of crashing the grader.
-            verdicts[part] = f"malformed probe data: {type(exc).__name__}: {exc}"
-    return verdicts
+    def one(part):
+        if question == "prepare":
+            _PREPARE[part](inputs, data)
+        else:
+            _judge_loop(question, part, inputs, data)
+
+    return judge_parts(QUESTIONS[question], data, one)
 
 
 # prepare
@@ -405,10 +393,10 @@ def _split_parts(inputs, data, i):
     """The id lists of split case i, after checking the probe got Datasets back."""
     got = data["split"][i]
     if isinstance(got, str):
-        raise _Failed(f"split_dataset raised {got}")
+        raise Failed(f"split_dataset raised {got}")
     fractions = inputs["split"]["cases"][i]["fractions"]
     if len(got) != len(fractions):
-        raise _Failed(f"split_dataset gave {len(got)} parts for fractions {fractions}")
+        raise Failed(f"split_dataset gave {len(got)} parts for fractions {fractions}")
     return [x_ids for x_ids, _ in got]
 
 
@@ -418,10 +406,10 @@ def _judge_partition(inputs, data):
         _split_parts(inputs, data, i)
         for x_ids, y_ids in case:
             if -1 in x_ids or x_ids != y_ids:
-                raise _Failed("a part holds X rows or y rows that do not belong together")
+                raise Failed("a part holds X rows or y rows that do not belong together")
         every = sorted(j for x_ids, _ in case for j in x_ids)
         if every != list(range(n)):
-            raise _Failed(f"the parts hold {len(every)} rows ({len(set(every))} distinct) of {n}")
+            raise Failed(f"the parts hold {len(every)} rows ({len(set(every))} distinct) of {n}")
 
 
 def _judge_sizes(inputs, data):
@@ -429,33 +417,33 @@ def _judge_sizes(inputs, data):
     for i, case in enumerate(inputs["split"]["cases"]):
         sizes = [len(part) for part in _split_parts(inputs, data, i)]
         if any(abs(size - f * n) > 1 + 1e-9 for size, f in zip(sizes, case["fractions"])):
-            raise _Failed(f"sizes {sizes} for fractions {case['fractions']} of {n}")
+            raise Failed(f"sizes {sizes} for fractions {case['fractions']} of {n}")
 
 
 def _judge_shuffled(inputs, data):
     first, same_seed, other_seed = (_split_parts(inputs, data, i) for i in range(3))
     if first != same_seed:
-        raise _Failed("the same rng seed gave another split once the global random state changed")
+        raise Failed("the same rng seed gave another split once the global random state changed")
     # Compared as sets: any order inside a part is fine, the assignment must be random.
     def assignment(parts):
         return [sorted(part) for part in parts]
 
     if assignment(first) == assignment(other_seed):
-        raise _Failed("two rng seeds gave the same split")
+        raise Failed("two rng seeds gave the same split")
     for parts in (first, _split_parts(inputs, data, 3)):
         if sorted(parts[0]) == list(range(len(parts[0]))):
-            raise _Failed("the first part is the first rows of the dataset: not shuffled")
+            raise Failed("the first part is the first rows of the dataset: not shuffled")
 
 
 def _standardized(inputs, data, name):
     """The student's outputs for call `name`, and the inputs (from make_inputs) they came from."""
     got = data["standardize"][name]
     if isinstance(got, str):
-        raise _Failed(f"standardize raised {got}")
+        raise Failed(f"standardize raised {got}")
     given = [inputs["standardize"]["train"]] + inputs["standardize"]["others"]
     given = given[: len(given) if name == "all" else 1]
     if len(got) != len(given):
-        raise _Failed(f"standardize gave {len(got)} Datasets for {len(given)}")
+        raise Failed(f"standardize gave {len(got)} Datasets for {len(given)}")
     return got, given
 
 
@@ -468,7 +456,7 @@ def _judge_train_stats(inputs, data):
             if all(_close(out["X"], (np.array(part["X"]) - mean) / std) for out, part in zip(got, given)):
                 break
         else:
-            raise _Failed(f"standardize({', '.join(['train', 'valid', 'test'][:len(given)])}) "
+            raise Failed(f"standardize({', '.join(['train', 'valid', 'test'][:len(given)])}) "
                           "did not use the training mean and standard deviation")
 
 
@@ -476,17 +464,17 @@ def _judge_targets(inputs, data):
     for name in ("all", "train_only"):
         got, given = _standardized(inputs, data, name)
         if not all(_close(out["y"], part["y"]) for out, part in zip(got, given)):
-            raise _Failed("standardize changed y")
+            raise Failed("standardize changed y")
 
 
 def _judge_unchanged(inputs, data):
     _standardized(inputs, data, "all")
     given = [inputs["standardize"]["train"]] + inputs["standardize"]["others"]
     if isinstance(data["standardize"]["inputs_after"], str):
-        raise _Failed(f"the Datasets given to standardize became unreadable: {data['standardize']['inputs_after']}")
+        raise Failed(f"the Datasets given to standardize became unreadable: {data['standardize']['inputs_after']}")
     for after, part in zip(data["standardize"]["inputs_after"], given):
         if not after["same_objects"] or after["X"] != part["X"] or after["y"] != part["y"]:
-            raise _Failed("standardize changed a Dataset it was given")
+            raise Failed("standardize changed a Dataset it was given")
 
 
 def _close(got, want):
@@ -571,14 +559,14 @@ def _judge_loop(question, part, inputs, data):
         return _judge_converges(inputs, *run["long"])
     spec, got = run["main"]
     if got["error"]:
-        raise _Failed(f"the loop raised {got['error']}")
+        raise Failed(f"the loop raised {got['error']}")
     small = inputs["small"]
     n = len(small["train"]["X"])
     init = _flat(small["init"])
     train = _arrays(small["train"])
     updates, validations, odd = _timeline(got["forwards"], got["final"], init, train, spec["learning_rate"])
     if odd:
-        raise _Failed(f"a forward pass saw rows that are not all training or all validation rows: {odd[0]}")
+        raise Failed(f"a forward pass saw rows that are not all training or all validation rows: {odd[0]}")
     training = [u for u in updates if not u["validation_only"]]
     if part == "step":
         _judge_steps(training, train, spec["learning_rate"])
@@ -602,19 +590,19 @@ def _batch_sizes(question, n, batch_size):
 def _epochs(training, sizes, num_epochs, n):
     """The batches of every epoch, after checking each epoch is `sizes` and uses every row once."""
     if not training:
-        raise _Failed("no update happened")
+        raise Failed("no update happened")
     if any(not u["batch"] for u in training):
-        raise _Failed("parameters changed without a forward pass on training data")
+        raise Failed("parameters changed without a forward pass on training data")
     k = len(sizes)
     if len(training) != k * num_epochs:
-        raise _Failed(f"{len(training)} updates in {num_epochs} epochs, expected {k} per epoch")
+        raise Failed(f"{len(training)} updates in {num_epochs} epochs, expected {k} per epoch")
     epochs = [[u["batch"] for u in training[e * k:(e + 1) * k]] for e in range(num_epochs)]
     for e, batches in enumerate(epochs):
         got = [len(batch) for batch in batches]
         if sorted(got) != sorted(sizes):  # where the partial batch comes is not checked
-            raise _Failed(f"epoch {e + 1} had batches of sizes {got}, expected {sizes}")
+            raise Failed(f"epoch {e + 1} had batches of sizes {got}, expected {sizes}")
         if sorted(i for batch in batches for i in batch) != list(range(n)):
-            raise _Failed(f"epoch {e + 1} did not use every one of the {n} training examples once")
+            raise Failed(f"epoch {e + 1} did not use every one of the {n} training examples once")
     return epochs
 
 
@@ -622,28 +610,28 @@ def _judge_shuffle(epochs, run, init, train):
     n = len(train[0])
     for e, batches in enumerate(epochs):
         if [i for batch in batches for i in batch] == list(range(n)):
-            raise _Failed(f"epoch {e + 1} took the examples in dataset order")
+            raise Failed(f"epoch {e + 1} took the examples in dataset order")
         if e == 0:
             continue
         before = epochs[e - 1]
         if batches == before:
-            raise _Failed(f"epoch {e + 1} used the same order as epoch {e}")
+            raise Failed(f"epoch {e + 1} used the same order as epoch {e}")
         # Batches of more than one example must be new mixes, not the old ones reordered.
         if len(batches) < n and sorted(map(sorted, batches)) == sorted(map(sorted, before)):
-            raise _Failed(f"epoch {e + 1} used the same batches as epoch {e}, only reordered")
+            raise Failed(f"epoch {e + 1} used the same batches as epoch {e}, only reordered")
 
     def batches_of(name):
         spec, got = run[name]
         if got["error"]:
-            raise _Failed(f"the loop raised {got['error']}")
+            raise Failed(f"the loop raised {got['error']}")
         updates, _, _ = _timeline(got["forwards"], got["final"], init, train, spec["learning_rate"])
         return [u["batch"] for u in updates if not u["validation_only"]]
 
     main = [b for batches in epochs[:2] for b in batches]
     if batches_of("same_seed") != main:
-        raise _Failed("the same rng seed gave another order once the global random state changed")
+        raise Failed("the same rng seed gave another order once the global random state changed")
     if batches_of("other_seed") == main:
-        raise _Failed("two rng seeds gave the same order: shuffle with the rng argument")
+        raise Failed("two rng seeds gave the same order: shuffle with the rng argument")
 
 
 def _flat(init):
@@ -670,38 +658,38 @@ def _finite(params):
 
 def _judge_steps(training, train, lr):
     if not training:
-        raise _Failed("no update happened")
+        raise Failed("no update happened")
     for k, update in enumerate(training):
         if not update["batch"]:
-            raise _Failed(f"update {k + 1} changed the parameters without a forward pass on training data")
+            raise Failed(f"update {k + 1} changed the parameters without a forward pass on training data")
         if not (_finite(update["before"]) and _finite(update["after"])):
-            raise _Failed(f"update {k + 1}: the parameters became inf or nan")
+            raise Failed(f"update {k + 1}: the parameters became inf or nan")
         want = _step(train, update["batch"], update["before"], lr)
         if rel_error(update["after"], want) > TOLERANCE:
-            raise _Failed(f"update {k + 1} gave parameters {update['after']}, expected {want.tolist()}")
+            raise Failed(f"update {k + 1} gave parameters {update['after']}, expected {want.tolist()}")
 
 
 def _judge_train_losses(training, returned, train):
     if isinstance(returned, str):
-        raise _Failed(returned)
+        raise Failed(returned)
     train_losses = returned[0]
     if len(train_losses) != len(training) or not training:
-        raise _Failed(f"{len(train_losses)} train_losses for {len(training)} updates")
+        raise Failed(f"{len(train_losses)} train_losses for {len(training)} updates")
     X, y = train
     for k, (loss, update) in enumerate(zip(train_losses, training)):
         want, _ = _loss_and_grad(X[update["batch"]], y[update["batch"]], update["before"])
         if loss is None or rel_error(loss, want) > TOLERANCE:
-            raise _Failed(f"train_losses[{k}] is {loss}, the batch's loss before the update is {want}")
+            raise Failed(f"train_losses[{k}] is {loss}, the batch's loss before the update is {want}")
 
 
 def _judge_valid_losses(updates, validations, returned, small, num_epochs):
     if isinstance(returned, str):
-        raise _Failed(returned)
+        raise Failed(returned)
     valid_losses = returned[1]
     if any(u["validation_only"] for u in updates):
-        raise _Failed("computing the validation loss changed the parameters")
+        raise Failed("computing the validation loss changed the parameters")
     if len(valid_losses) != num_epochs or len(validations) != num_epochs:
-        raise _Failed(f"{len(valid_losses)} valid_losses and {len(validations)} validation passes "
+        raise Failed(f"{len(valid_losses)} valid_losses and {len(validations)} validation passes "
                       f"for {num_epochs} epochs")
     trained = sum(1 for u in updates if u["batch"])
     per_epoch = trained // num_epochs
@@ -709,15 +697,15 @@ def _judge_valid_losses(updates, validations, returned, small, num_epochs):
     n_train = len(small["train"]["X"])
     for e, (loss, validation) in enumerate(zip(valid_losses, validations)):
         if not per_epoch or trained % num_epochs or validation["updates_before"] != (e + 1) * per_epoch:
-            raise _Failed(f"validation {e + 1} came after {validation['updates_before']} of {trained} "
+            raise Failed(f"validation {e + 1} came after {validation['updates_before']} of {trained} "
                           "updates, not at the end of its epoch")
         if sorted(validation["rows"]) != list(range(n_train, n_train + len(X))):
-            raise _Failed(f"validation {e + 1} did not use every validation example once")
+            raise Failed(f"validation {e + 1} did not use every validation example once")
         if not _finite(validation["params"]):
-            raise _Failed("the parameters became inf or nan")
+            raise Failed("the parameters became inf or nan")
         want, _ = _loss_and_grad(X, y, validation["params"])
         if loss is None or rel_error(loss, want) > TOLERANCE:
-            raise _Failed(f"valid_losses[{e}] is {loss}, the mean validation loss then is {want}")
+            raise Failed(f"valid_losses[{e}] is {loss}, the mean validation loss then is {want}")
 
 
 def _judge_converges(inputs, spec, got):
@@ -725,12 +713,12 @@ def _judge_converges(inputs, spec, got):
     X, y = _arrays(long["valid"])
     threshold = _converge_threshold(long, spec)
     if got["error"]:
-        raise _Failed(f"the loop raised {got['error']}")
+        raise Failed(f"the loop raised {got['error']}")
     if not _finite(got["final"]):
-        raise _Failed("the parameters became inf or nan")
+        raise Failed("the parameters became inf or nan")
     loss, _ = _loss_and_grad(X, y, got["final"])
     if not loss <= threshold:
-        raise _Failed(f"final validation loss {loss:.4g}, the reference reaches {threshold:.4g} or less")
+        raise Failed(f"final validation loss {loss:.4g}, the reference reaches {threshold:.4g} or less")
 
 
 def _converge_threshold(long, spec):

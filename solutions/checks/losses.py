@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .common import Failed, describe, judge_parts, numerical_gradient, rel_error
+
 QUESTIONS = {
     "list2d_mean": {
         "value": "List2D.mean() must return sum / (nrow * ncol) as a number, on a non-square List2D",
@@ -47,7 +49,6 @@ QUESTIONS = {
     },
 }
 
-H = 1e-5  # central-difference step; inputs of abs stay at least 0.1 >> 10 * H from the kink
 TOLERANCE = 1e-7  # CS231n: a relative error up to 1e-7 is a correct gradient
 
 
@@ -100,7 +101,11 @@ def _uniform(rng, shape):
 
 
 def _away_from_zero(rng, shape, low=0.1):
-    """Entries with |x| in [low, 2], both signs present when there are two or more."""
+    """Entries with |x| in [low, 2], both signs present when there are two or more.
+
+    low = 0.1 keeps inputs of abs far more than 10h (h = 1e-5) from its kink, so
+    central differences never straddle it.
+    """
     n = int(np.prod(shape))
     # Both signs, so that a bug which only breaks one sign always shows.
     signs = rng.permutation(np.resize([-1.0, 1.0], n)) if n > 1 else rng.choice([-1.0, 1.0], size=1)
@@ -214,16 +219,7 @@ def probe(question, env, inputs):
         with _stand_ins(env, question):
             return _PROBES[question](env, inputs)
     except Exception as exc:
-        return {"error": _describe(exc)}
-
-
-def _describe(exc):
-    """'ExcType: message', kept short whatever the student's exception holds."""
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<unprintable>"
-    return f"{type(exc).__name__}: {message}"[:300]
+        return {"error": describe(exc)}
 
 
 def _attempt(fn):
@@ -231,7 +227,7 @@ def _attempt(fn):
     try:
         return {"ok": fn()}
     except Exception as exc:
-        return {"error": _describe(exc)}
+        return {"error": describe(exc)}
 
 
 def _number(value):
@@ -273,7 +269,7 @@ def _probe_list2d_abs(env, inputs):
         try:
             result = call(x)
         except Exception as exc:
-            return {"error": _describe(exc)}
+            return {"error": describe(exc)}
         return {
             "is_list2d": isinstance(result, List2D),
             "is_x": result is x,
@@ -333,7 +329,7 @@ def _probe_losses(env, inputs):
         try:
             out = env[name](yhat, y)
         except Exception as exc:
-            return {"error": _describe(exc)}
+            return {"error": describe(exc)}
 
         def gradient():
             (out * _matrix(env, case["upstream"])).backward()
@@ -361,52 +357,15 @@ _PROBES = {
 # Judge: pure numpy on the probe's data, no student objects
 
 
-class _Failed(Exception):
-    """A part failed; the message says why, for the instructor."""
-
-
 def judge(question, inputs, data):
     """{part: None if it passed, else a short failure message}."""
-    verdicts = {}
-    for part in QUESTIONS[question]:
-        try:
-            if "error" in data:
-                raise _Failed(f"the probe stopped: {data['error']}")
-            _JUDGES[question][part](inputs, data)
-            verdicts[part] = None
-        except _Failed as failure:
-            verdicts[part] = str(failure)
-        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
-            # Data of the wrong form fails the part instead of crashing the grader.
-            verdicts[part] = f"malformed probe data: {type(exc).__name__}: {exc}"
-    return verdicts
-
-
-def rel_error(a, b):
-    """CS231n relative error: max over entries of |a - b| / max(1e-8, |a| + |b|)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
-
-
-def numerical_gradient(f, x, h=H):
-    """Central differences (f(x + h) - f(x - h)) / 2h, one entry of x at a time."""
-    x = np.array(x, dtype=float)
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        plus = f(x)
-        x[i] = old - h
-        minus = f(x)
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * h)
-    return grad
+    return judge_parts(QUESTIONS[question], data, lambda part: _JUDGES[question][part](inputs, data))
 
 
 def _ok(entry, what):
     """The value the student's code produced, or a failure naming its error."""
     if "error" in entry:
-        raise _Failed(f"{what} raised {entry['error']}")
+        raise Failed(f"{what} raised {entry['error']}")
     return entry["ok"]
 
 
@@ -415,9 +374,9 @@ def _array(rows, want_shape, what):
     try:
         got = np.array(rows, dtype=float)
     except ValueError:
-        raise _Failed(f"{what} has rows of different lengths") from None
+        raise Failed(f"{what} has rows of different lengths") from None
     if got.shape != tuple(want_shape):
-        raise _Failed(f"{what} has shape {got.shape}, expected {tuple(want_shape)}")
+        raise Failed(f"{what} has shape {got.shape}, expected {tuple(want_shape)}")
     return got
 
 
@@ -426,12 +385,12 @@ def _close(got, want, what):
     got = _array(got, want.shape, what)
     error = rel_error(got, want)
     if error > TOLERANCE:
-        raise _Failed(f"{what} is off: relative error {error:.1e} > {TOLERANCE:g}")
+        raise Failed(f"{what} is off: relative error {error:.1e} > {TOLERANCE:g}")
 
 
 def _unchanged(rows, original, what):
     if _array(rows, np.shape(original), what).tolist() != original:
-        raise _Failed(f"{what} changed its input")
+        raise Failed(f"{what} changed its input")
 
 
 def _mean_value(inputs, data):
@@ -450,7 +409,7 @@ def _mean_shapes(inputs, data):
 def _abs_value(inputs, data):
     case = data["method"]
     if "error" in case:
-        raise _Failed(f"x.abs() raised {case['error']}")
+        raise Failed(f"x.abs() raised {case['error']}")
     x = np.array(inputs["x"])
     _close(_ok(case["vals"], "x.abs()"), np.abs(x), "x.abs()")
 
@@ -460,13 +419,13 @@ def _abs_new_list2d(inputs, data):
     for key, what in (("method", "x.abs()"), ("builtin", "abs(x)")):
         case = data[key]
         if "error" in case:
-            raise _Failed(f"{what} raised {case['error']}")
+            raise Failed(f"{what} raised {case['error']}")
         if case["is_list2d"] is not True:
-            raise _Failed(f"{what} did not return a List2D")
+            raise Failed(f"{what} did not return a List2D")
         if case["is_x"] is not False:
-            raise _Failed(f"{what} returned x itself, not a new List2D")
+            raise Failed(f"{what} returned x itself, not a new List2D")
         if _ok(case["shape"], what) != shape:
-            raise _Failed(f"{what} has nrow, ncol {case['shape']['ok']}, expected {shape}")
+            raise Failed(f"{what} has nrow, ncol {case['shape']['ok']}, expected {shape}")
         _array(_ok(case["vals"], what), shape, what)
         _unchanged(_ok(case["after"], what), inputs["x"], what)
 
@@ -515,7 +474,7 @@ def _matrix_abs_at_zero(inputs, data):
     zero = x == 0
     # Any subgradient s in [-1, 1] at 0 gives s * G there; the 1e-12 allows rounding in s * G.
     if np.any(np.abs(grad[zero]) > np.abs(upstream[zero]) * (1 + 1e-12)):
-        raise _Failed("the gradient of Matrix.abs() at 0 is outside [-1, 1] * result.grad")
+        raise Failed("the gradient of Matrix.abs() at 0 is outside [-1, 1] * result.grad")
     want = numerical_gradient(lambda v: (np.abs(v) * upstream).sum(), x)
     _close(grad[~zero], want[~zero], "the gradient of Matrix.abs() away from 0")
 
@@ -527,9 +486,9 @@ def _loss_judges(name, loss):
         case, got = inputs[name], data[name]
         call = f"{name}(yhat, y)"
         if "error" in got:
-            raise _Failed(f"{call} raised {got['error']}")
+            raise Failed(f"{call} raised {got['error']}")
         if got["is_matrix"] is not True:
-            raise _Failed(f"{call} did not return a Matrix")
+            raise Failed(f"{call} did not return a Matrix")
         yhat, y = np.array(case["yhat"]), np.array(case["y"])
         _close(_ok(got["value"], call), [[loss(yhat - y)]], f"the value of {call}")
         after = _ok(got["inputs_after"], call)
@@ -540,7 +499,7 @@ def _loss_judges(name, loss):
         case, got = inputs[name], data[name]
         call = f"{name}(yhat, y)"
         if "error" in got:
-            raise _Failed(f"{call} raised {got['error']}")
+            raise Failed(f"{call} raised {got['error']}")
         yhat, y, upstream = np.array(case["yhat"]), np.array(case["y"]), case["upstream"][0][0]
         want = numerical_gradient(lambda v: upstream * loss(v - y), yhat)
         _close(_ok(got["grad"], f"backward through {call}"), want, f"the gradient of {call} for yhat")

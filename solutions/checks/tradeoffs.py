@@ -9,7 +9,7 @@ import operator
 
 import numpy as np
 
-from .losses import _describe
+from .common import describe
 
 QUESTIONS = {
     "updates_per_epoch": {
@@ -126,7 +126,7 @@ def probe(question, env, inputs):
                 if question == "first_epoch_below" and args[0] != case[0]:
                     result = {"kind": "mutated", "repr": "changed the losses list it was given"}
             except Exception as exc:  # a crash is a wrong answer, not a grader error
-                result = {"kind": "error", "repr": _describe(exc)}
+                result = {"kind": "error", "repr": describe(exc)}
             data[part].append(result)
     return data
 
