@@ -15,45 +15,24 @@ import pytest
 
 from checks import descent
 from corpus.descent import ALL_PARTS, ALTERNATIVES, BLANK, FUNCTIONS, MUTANTS, QUESTIONS
+from notebook_env import answer_cells, code_cells, region_texts, run_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "02-descent" / "descent.ipynb"
 LIBRARY = ROOT / "solutions" / "match" / "training.py"
 SEEDS = range(20)
-REGION = re.compile(r"^( *)# BEGIN SOLUTION\n(.*?)^ *# END SOLUTION\n?", re.M | re.S)
 CELLS = nbformat.read(NOTEBOOK, as_version=4).cells
+IMPORTS = code_cells(NOTEBOOK)[0]
+ANSWER_CELLS = {name: source for name, source in answer_cells(NOTEBOOK).items() if name in FUNCTIONS}
 
 
 def _defines(source):
     return re.findall(r"^def (\w+)\(", source, re.M)
 
 
-def answer_cells():
-    """{function: the code of the cell defining it}, for the functions the questions grade."""
-    return {name: cell.source for cell in CELLS if cell.cell_type == "code"
-            for name in _defines(cell.source) if name in FUNCTIONS}
-
-
-def fill(source, solutions):
-    """`source` with the region of each function in `solutions` replaced; the others keep the solution."""
-    parts = re.split(r"(?m)^(?=def )", source)
-    out = []
-    for part in parts:
-        name = (_defines(part) or [None])[0]
-        if name in solutions:
-            part = REGION.sub(lambda m: textwrap.indent(solutions[name].rstrip("\n") + "\n", m.group(1)), part)
-        out.append(re.sub(r"(?m)^ *# (BEGIN|END) SOLUTION\n?", "", part))
-    return "".join(out)
-
-
 def notebook_env(solutions=None):
     """The globals after the imports cell and every answer cell, with `solutions` typed in."""
-    env = {"__name__": "__main__"}
-    imports = next(cell.source for cell in CELLS if cell.cell_type == "code")
-    exec(imports, env)
-    for source in dict.fromkeys(answer_cells().values()):  # a cell may define two functions
-        exec(fill(source, solutions or {}), env)
-    return env
+    return run_answers(IMPORTS, ANSWER_CELLS, solutions)
 
 
 def graded(question, env, seed=0):
@@ -79,7 +58,7 @@ def test_questions_match_the_notebook_and_corpus():
     assert checked == declared
     assert list(descent.QUESTIONS) == QUESTIONS
     assert {q: set(parts) for q, parts in descent.QUESTIONS.items()} == ALL_PARTS
-    assert set(answer_cells()) == set(FUNCTIONS)
+    assert set(ANSWER_CELLS) == set(FUNCTIONS)
 
 
 def test_solution_regions_match_the_library():
@@ -89,8 +68,7 @@ def test_solution_regions_match_the_library():
         block = re.search(r"^ *# BEGIN EXERCISE (\w+)\n(.*?)^ *# END EXERCISE", chunk, re.M | re.S)
         if block:
             library[_defines(chunk)[0]] = (block.group(1), textwrap.dedent(block.group(2)))
-    notebook = {name: textwrap.dedent(REGION.search(source[source.index(f"def {name}("):]).group(2))
-                for name, source in answer_cells().items()}
+    notebook = {name: text for name, text in region_texts(NOTEBOOK).items() if name in FUNCTIONS}
     assert library == {name: (FUNCTIONS[name], text) for name, text in notebook.items()}
 
 

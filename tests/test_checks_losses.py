@@ -10,57 +10,17 @@ import textwrap
 from pathlib import Path
 
 import match
-import nbformat
 import pytest
 from checks import losses
 from corpus import losses as corpus
+from notebook_env import answer_cells, code_cells, region_texts, run_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "01-losses" / "losses.ipynb"
 SEEDS = range(20)
 
-BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
-
-
-def _code_cells():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    return [cell.source for cell in nb.cells if cell.cell_type == "code"]
-
-
-CODE = _code_cells()
-ANSWER_CELLS = [source for source in CODE if BEGIN in source]
-
-
-def regions(source):
-    """{top-level function: its solution region, dedented} for one answer cell."""
-    found, function, lines = {}, None, None
-    for line in source.splitlines():
-        if line.startswith("def "):
-            function = re.match(r"def (\w+)", line).group(1)
-        if line.strip() == BEGIN:
-            lines = []
-        elif line.strip() == END:
-            found[function], lines = textwrap.dedent("\n".join(lines)) + "\n", None
-        elif lines is not None:
-            lines.append(line)
-    return found
-
-
-def fill(source, solutions):
-    """The answer cell with the regions of the functions in `solutions` replaced."""
-    out, function, skipping = [], None, False
-    for line in source.splitlines():
-        if line.startswith("def "):
-            function = re.match(r"def (\w+)", line).group(1)
-        indent = line[: len(line) - len(line.lstrip())]
-        if line.strip() == BEGIN and function in solutions:
-            out.append(textwrap.indent(solutions[function], indent).rstrip("\n"))
-            skipping = True
-        elif line.strip() == END and skipping:
-            skipping = False
-        elif not skipping and line.strip() not in (BEGIN, END):
-            out.append(line)
-    return "\n".join(out) + "\n"
+CODE = code_cells(NOTEBOOK)
+ANSWER_CELLS = answer_cells(NOTEBOOK)
 
 
 _ANSWER_ATTRIBUTES = [(cls, name) for cls in (match.List2D, match.Matrix) for name in ("mean", "abs", "__abs__")]
@@ -74,12 +34,8 @@ def student(solutions=None):
     they are put back afterwards.
     """
     saved = [(cls, name, cls.__dict__[name]) for cls, name in _ANSWER_ATTRIBUTES]
-    env = {"__name__": "__main__"}
     try:
-        exec(CODE[0], env)  # the imports cell
-        for source in ANSWER_CELLS:
-            exec(fill(source, solutions or {}), env)
-        yield env
+        yield run_answers(CODE[0], ANSWER_CELLS, solutions)  # CODE[0] is the imports cell
     finally:
         for cls, name, value in saved:
             setattr(cls, name, value)
@@ -124,9 +80,7 @@ def test_questions_match_the_notebook():
 
 def test_solution_regions_match_the_library():
     """Is each solution region the library's exercise block (or, for a Matrix op, its _gradient body)?"""
-    notebook = {}
-    for source in ANSWER_CELLS:
-        notebook.update(regions(source))
+    notebook = region_texts(NOTEBOOK)
     library = {}
     for path in (ROOT / "solutions" / "match").glob("*.py"):
         for name, block in re.findall(r"# BEGIN EXERCISE (\w+)\n(.*?)\n\s*# END EXERCISE", path.read_text(), re.S):

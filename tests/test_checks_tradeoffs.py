@@ -7,7 +7,6 @@ the JSON round trips that `sgdkit grade` makes between kernel and grader.
 """
 import json
 import re
-import textwrap
 from pathlib import Path
 
 import nbformat
@@ -15,36 +14,17 @@ import pytest
 
 from checks import tradeoffs
 from corpus.tradeoffs import ALTERNATIVES, BLANK, MUTANTS, QUESTIONS
+from notebook_env import answer_cells, run_answers
 
 NOTEBOOK = Path(__file__).parents[1] / "solutions" / "03-tradeoffs" / "tradeoffs.ipynb"
 SEEDS = range(20)
-REGION = re.compile(r"^( *)# BEGIN SOLUTION\n.*?^ *# END SOLUTION\n?", re.M | re.S)
-
-
-def answer_cells():
-    """{function name: source} of the cells with a solution region, in notebook order."""
-    cells = {}
-    for cell in nbformat.read(NOTEBOOK, as_version=4).cells:
-        match = re.search(r"^def (\w+)\(", cell.source, re.M)
-        if cell.cell_type == "code" and match and "# BEGIN SOLUTION" in cell.source:
-            cells[match.group(1)] = cell.source
-    return cells
-
-
-def fill(source, solution):
-    """`source` with its solution region replaced by `solution` (None keeps the solution)."""
-    if solution is None:
-        return re.sub(r"^ *# (BEGIN|END) SOLUTION\n?", "", source, flags=re.M)
-    return REGION.sub(lambda m: textwrap.indent(solution.rstrip("\n") + "\n", m.group(1)), source)
+IMPORTS = "import math, random, time"  # the notebook's own imports the answers may use
+ANSWER_CELLS = answer_cells(NOTEBOOK)
 
 
 def notebook_env(solutions=None):
     """The globals after running every answer cell, with `solutions` {function: text} typed in."""
-    env = {}
-    exec("import math, random, time", env)  # the notebook's own imports the answers may use
-    for name, source in answer_cells().items():
-        exec(fill(source, (solutions or {}).get(name)), env)
-    return env
+    return run_answers(IMPORTS, ANSWER_CELLS, solutions, env={})
 
 
 def graded(question, env, seed):
@@ -65,7 +45,7 @@ def test_questions_match_the_notebook():
     checked = set(re.findall(r'check\("(\w+)", "(\w+)", env\)', source))
     declared = {(q, part) for q, parts in tradeoffs.QUESTIONS.items() for part in parts}
     assert checked == declared
-    assert set(QUESTIONS) == set(tradeoffs.QUESTIONS) == set(answer_cells())
+    assert set(QUESTIONS) == set(tradeoffs.QUESTIONS) == set(ANSWER_CELLS)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
