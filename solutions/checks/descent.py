@@ -457,7 +457,7 @@ def _judge_train_stats(inputs, data):
                 break
         else:
             raise Failed(f"standardize({', '.join(['train', 'valid', 'test'][:len(given)])}) "
-                          "did not use the training mean and standard deviation")
+                         "did not use the training mean and standard deviation")
 
 
 def _judge_targets(inputs, data):
@@ -690,7 +690,7 @@ def _judge_valid_losses(updates, validations, returned, small, num_epochs):
         raise Failed("computing the validation loss changed the parameters")
     if len(valid_losses) != num_epochs or len(validations) != num_epochs:
         raise Failed(f"{len(valid_losses)} valid_losses and {len(validations)} validation passes "
-                      f"for {num_epochs} epochs")
+                     f"for {num_epochs} epochs")
     trained = sum(1 for u in updates if u["batch"])
     per_epoch = trained // num_epochs
     X, y = _arrays(small["valid"])
@@ -698,7 +698,7 @@ def _judge_valid_losses(updates, validations, returned, small, num_epochs):
     for e, (loss, validation) in enumerate(zip(valid_losses, validations)):
         if not per_epoch or trained % num_epochs or validation["updates_before"] != (e + 1) * per_epoch:
             raise Failed(f"validation {e + 1} came after {validation['updates_before']} of {trained} "
-                          "updates, not at the end of its epoch")
+                         "updates, not at the end of its epoch")
         if sorted(validation["rows"]) != list(range(n_train, n_train + len(X))):
             raise Failed(f"validation {e + 1} did not use every validation example once")
         if not _finite(validation["params"]):
