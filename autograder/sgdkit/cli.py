@@ -13,7 +13,8 @@ VERBS = {
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="sgdkit", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sgdkit", description="Build, grade and report the minibatch-SGD assignment kit (see README.md).")
     commands = parser.add_subparsers(dest="verb", required=True)
     for verb, help_text in VERBS.items():
         module = importlib.import_module(f"sgdkit.{verb}")
