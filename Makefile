@@ -8,7 +8,7 @@ READY := $(VENV)/.installed
 
 $(READY): pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --editable .
+	$(PY) -m pip install --quiet --editable '.[dev]'
 	touch $@
 
 # The fast subset: everything but the whole bug corpus.

@@ -1,8 +1,10 @@
-"""Tests of `sgdkit build`: generated files, determinism, leaks, stubs, and otter's verdicts.
+"""Tests of `sgdkit build`: generated files, determinism, leaks, stubs, the grader's verdicts, and TA mistakes.
 
 The real solutions/ tree is built once per session (real otter, real kernels)
 into a temp folder, so the checkout's assignments/ is never touched. The small
-tree in fixtures/build-tree checks the library copy without otter.
+tree in fixtures/build-tree checks the library copy without otter. Each TA
+mistake is planted in a copy of solutions/, and the build must name its file
+and line.
 """
 import hashlib
 import json
@@ -201,7 +203,7 @@ def test_solution_regions_match_library_exercises(tree):
 
 
 def test_solution_scores_full_and_blank_scores_zero(built):
-    """Does otter give the solution full marks and the blank notebook 0, for every autograded question?"""
+    """Does the grader give the solution full marks and the blank notebook 0, for every autograded question?"""
     out, jobs = built
     for stage, job in jobs.items():
         zips = out / "zips"
@@ -247,3 +249,101 @@ def test_sync_removes_files_no_longer_generated(tmp_path):
     (dest / "old.ipynb").write_text("{}")
     sync(source, dest)
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["match", "match/a.py"]
+
+
+# TA mistakes planted in a copy of solutions/ ------------------------------------
+
+
+def planted(solutions: Path, tmp_path: Path, path: str, old: str, new: str) -> Path:
+    """A copy of `solutions` under tmp_path in which file `path` has `old` replaced by `new` (once)."""
+    copy = tmp_path / "solutions"
+    shutil.copytree(solutions, copy, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    text = (copy / path).read_text()
+    assert text.count(old) == 1, f"{path}: {old!r} occurs {text.count(old)} times"
+    (copy / path).write_text(text.replace(old, new))
+    return copy
+
+
+def build_error(copy: Path, stage: str, **options) -> str:
+    """The message of the BuildError that building `stage` from `copy` raises."""
+    with pytest.raises(BuildError) as error:
+        build(copy, copy.parent / "assignments", copy.parent / "zips", stages=[stage], log=lambda line: None,
+              **options)
+    return str(error.value)
+
+
+def master_cell(master: Path, needle: str) -> int:
+    """The 1-based number of the master's cell whose source holds `needle`."""
+    import nbformat
+
+    cells = nbformat.read(master, as_version=4).cells
+    return next(i for i, cell in enumerate(cells, 1) if needle in cell.source)
+
+
+def test_answer_line_above_the_markers_fails_the_build(solutions, tmp_path):
+    """Does the build fail, naming the master's cell and line, when an answer line sits above BEGIN SOLUTION?"""
+    line = "self.grad += (self.data > 0) * result.grad"
+    copy = planted(solutions, tmp_path, "01-losses/losses.ipynb",
+                   f'"        # BEGIN SOLUTION\\n",\n    "        {line}\\n",',
+                   f'"        {line}\\n",\n    "        # BEGIN SOLUTION\\n",')
+    cell = master_cell(copy / "01-losses" / "losses.ipynb", "def matrix_abs(")
+    message = build_error(copy, "01-losses", verify_scores=False)
+    assert f"solutions/01-losses/losses.ipynb cell {cell} line 6: {line!r} is part of the answer to matrix_abs" in message
+    assert "reaches assignments/01-losses/losses.ipynb" in message
+
+
+def test_answer_line_above_the_exercise_fails_the_build(solutions, tmp_path):
+    """Does the build fail, naming the library file and line, when an answer line sits above BEGIN EXERCISE?"""
+    line = "self.grad += (self.data > 0) * result.grad"
+    copy = planted(solutions, tmp_path, "match/matrix.py", f"# BEGIN EXERCISE matrix_abs\n            {line}\n",
+                   f"{line}\n            # BEGIN EXERCISE matrix_abs\n")
+    number = copy.joinpath("match", "matrix.py").read_text().splitlines().index(
+        "            # BEGIN EXERCISE matrix_abs")  # the 1-based number of the line above it
+    message = build_error(copy, "01-losses", verify_scores=False)
+    assert f"solutions/match/matrix.py:{number}: {line!r} is part of the answer to matrix_abs" in message
+
+
+def test_answer_line_in_a_public_test_fails_the_build(solutions, tmp_path):
+    """Does the build fail when a public test holds a line of the answer it tests?"""
+    line = "return self.sum() / (self.nrow * self.ncol)"
+    copy = planted(solutions, tmp_path, "01-losses/losses.ipynb", '"    got = x.mean()\\n",',
+                   f'"    got = x.mean()\\n",\n    "    {line}\\n",')
+    cell = master_cell(copy / "01-losses" / "losses.ipynb", "def test_small_example(List2D)")
+    message = build_error(copy, "01-losses", verify_scores=False)
+    assert f"solutions/01-losses/losses.ipynb cell {cell} line 7: {line!r} is part of the answer to list2d_mean" in message
+
+
+@pytest.mark.slow
+def test_failing_public_test_fails_the_build(solutions, tmp_path):
+    """Does the build fail, naming the test's cell and line, when a public test fails on the solution?"""
+    copy = planted(solutions, tmp_path, "01-losses/losses.ipynb", '"    assert got == 3.5, (\\n",',
+                   '"    assert got == 3.6, (\\n",')
+    cell = master_cell(copy / "01-losses" / "losses.ipynb", "def test_small_example(List2D)")
+    message = build_error(copy, "01-losses")
+    assert (f"solutions/01-losses/losses.ipynb cell {cell} line 4: public test small_example of list2d_mean "
+            f"fails on the solution") in message
+    assert not (tmp_path / "assignments" / "01-losses").exists(), "a build that fails publishes nothing"
+
+
+@pytest.mark.slow
+def test_solution_failing_a_hidden_part_fails_the_build(solutions, tmp_path):
+    """Does the build fail, naming the hidden test's cell and line, when the solution fails a hidden part?"""
+    copy = planted(solutions, tmp_path, "01-losses/losses.ipynb",
+                   '"    return self.sum() / (self.nrow * self.ncol)\\n",',
+                   '"    return self.sum() / (self.nrow * self.ncol) if self.nrow > 1 else 0.0\\n",')
+    cell = master_cell(copy / "01-losses" / "losses.ipynb", 'check("list2d_mean", "shapes", env)')
+    message = build_error(copy, "01-losses")
+    assert (f"solutions/01-losses/losses.ipynb cell {cell} line 5: hidden test shapes of list2d_mean "
+            f"fails on the solution") in message
+
+
+@pytest.mark.slow
+def test_one_master_edited_rebuilds_its_stage_only(built, solutions, tmp_path):
+    """Does editing one master notebook rebuild that stage and leave the others up to date?"""
+    out, _ = built
+    copy = planted(solutions, tmp_path, "01-losses/losses.ipynb", "Now the payoff:", "Now the payoff,")
+    for name in ("assignments", "zips"):
+        shutil.copytree(out / name, tmp_path / name)
+    lines = []
+    jobs = build(copy, tmp_path / "assignments", tmp_path / "zips", log=lines.append)
+    assert [name for name, job in jobs.items() if job] == ["01-losses"], lines

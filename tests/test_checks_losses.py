@@ -11,6 +11,7 @@ from pathlib import Path
 
 import match
 import pytest
+import checks
 from checks import losses
 from corpus import losses as corpus
 from notebook_env import answer_cells, code_cells, region_texts, run_answers
@@ -44,7 +45,7 @@ def student(solutions=None):
 def verdicts(env, question, seed=0):
     """Probe, send the data through JSON as the grader does, then judge."""
     inputs = losses.make_inputs(question, seed)
-    data = losses.probe(question, env, json.loads(json.dumps(inputs)))
+    data = checks.probe(question, env, json.loads(json.dumps(inputs)))
     wire = json.dumps(data, allow_nan=False)
     assert json.loads(wire) == data
     return losses.judge(question, inputs, json.loads(wire))
@@ -165,7 +166,7 @@ def test_probe_puts_the_student_answers_back():
         before = {name: env["List2D"].__dict__[name] for name in ("mean", "abs", "__abs__")}
         before.update({"M" + name: env["Matrix"].__dict__[name] for name in ("mean", "abs", "__abs__")})
         for question in losses.QUESTIONS:
-            losses.probe(question, env, losses.make_inputs(question, 0))
+            checks.probe(question, env, losses.make_inputs(question, 0))
         after = {name: env["List2D"].__dict__[name] for name in ("mean", "abs", "__abs__")}
         after.update({"M" + name: env["Matrix"].__dict__[name] for name in ("mean", "abs", "__abs__")})
         assert after == before

@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import checks
 from checks import tradeoffs
 from corpus.tradeoffs import ALTERNATIVES, BLANK, MUTANTS, QUESTIONS
 from notebook_env import answer_cells, run_answers
@@ -30,7 +31,7 @@ def notebook_env(solutions=None):
 def graded(question, env, seed):
     """{part: None or failure}, with inputs and probe data through JSON as in `sgdkit grade`."""
     inputs = json.loads(json.dumps(tradeoffs.make_inputs(question, seed)))
-    data = json.loads(json.dumps(tradeoffs.probe(question, env, inputs), allow_nan=False))
+    data = json.loads(json.dumps(checks.probe(question, env, inputs), allow_nan=False))
     return tradeoffs.judge(question, inputs, data)
 
 

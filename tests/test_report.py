@@ -148,6 +148,21 @@ def test_file_names_are_escaped(report):
     assert "&lt;b&gt;bold&lt;/b&gt;.ipynb" in report
 
 
+def test_every_submission_text_is_escaped(tmp_path):
+    """Are a hostile file name, status and public-test message (all from the submission) shown as text?"""
+    script, image = "<script>alert(1)</script>", "<img src=x onerror=alert(2)>"
+    tests = {"list2d_mean": [("test_small_example", False, 0, f"it returned {script}{image}"),
+                             ("test_values", True, 2, "mean equals sum / (nrow * ncol)")]}
+    write_graded(tmp_path / "g", "01-losses", {
+        f"{script}.ipynb": {"fails": ["*"], "status": f"cell-error: cell 3 raised ValueError: {image}"},
+        "b.ipynb": {"fails": ["*"]}}, tests=tests)
+    html = write_report([tmp_path / "g"], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<script" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.ipynb" in html  # the name, in the lists of submissions
+    assert "ValueError: &lt;img src=x onerror=alert(2)&gt;" in html  # the status
+    assert "it returned &lt;script&gt;" in html  # the public test's message
+
+
 def test_cli_writes_two_stages(tmp_path):
     """Does `sgdkit report --out FILE DIR DIR` cover both stages, each with its plots?"""
     write_graded(tmp_path / "a", "01-losses", CLASS)

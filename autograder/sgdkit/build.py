@@ -27,12 +27,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ASSIGNMENTS, SOLUTIONS, ZIPS
+from . import ASSIGNMENTS, ROOT, SOLUTIONS, ZIPS
 
 STAGE_FOLDER = re.compile(r"\d\d-[a-z0-9][a-z0-9-]*")
 JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".DS_Store")
-# otter run has no timeout of its own; a solution that hangs must not hang the build.
+# otter assign has no timeout of its own; a hang there must not hang the build.
 OTTER_TIMEOUT = 900
+# One `sgdkit grade` at a time in this process: each loads its stage's checks as the
+# module `sgdkit_checks`, which the zip's test cases import by that name.
+_GRADING = threading.Lock()
 
 
 class BuildError(Exception):
@@ -62,7 +65,17 @@ class Question:
     manual: bool
     points: float | None
     solutions: list[str] = field(default_factory=list)  # each in-cell SOLUTION region, dedented
-    code: set[str] = field(default_factory=set)  # stripped lines of its code cells, tests excluded
+    answer: dict[str, str] = field(default_factory=dict)  # stripped line of its reference answer -> where
+    tests: dict[str, "TestCell"] = field(default_factory=dict)  # part (test name without test_) -> its cell
+
+
+@dataclass(frozen=True)
+class TestCell:
+    """One test case of a question: a `def test_<part>` in a test cell of the master."""
+
+    part: str
+    hidden: bool
+    where: str  # "solutions/01-losses/losses.ipynb cell 45 line 4", the line of its def
 
 
 @dataclass
@@ -74,6 +87,8 @@ class Master:
     questions: list[Question]
     public: set[str]  # stripped lines a student is shown
     secret: dict[str, str]  # stripped solution / hidden-test line -> where it comes from
+    given: set[str] = field(default_factory=set)  # shown outside solution cells and tests: prompts, given code
+    shown_at: dict[str, str] = field(default_factory=dict)  # stripped shown line -> where the master shows it
 
 
 @dataclass
@@ -84,7 +99,12 @@ class Exercise:
     qualname: str  # e.g. "List2D.mean"
     indent: str
     body: list[str]
-    where: str  # "solutions/match/list2d.py:96"
+    where: str  # "solutions/match/list2d.py:96", the BEGIN EXERCISE line
+
+    def body_where(self, index: int) -> str:
+        """Where body line `index` (0-based) sits in the library source."""
+        origin, begin = self.where.rsplit(":", 1)
+        return f"{origin}:{int(begin) + 1 + index}"
 
 
 def find_stages(solutions: Path) -> list[Stage]:
@@ -126,28 +146,38 @@ def _is_trivial(line: str) -> bool:
     }
 
 
-def _split_solution(lines: list[str], where: str) -> tuple[list[str], list[list[str]]]:
-    """(shown lines, solution regions) of a code cell, by otter's in-cell markers.
+def _split_solution(lines: list[str], where: str) -> tuple[list[tuple[int, str]], list[list[tuple[int, str]]]]:
+    """(shown lines, solution regions) of a code cell by otter's in-cell markers, as (1-based number, line).
 
     A region is the run of lines between `# BEGIN SOLUTION` and `# END SOLUTION`,
     or one line ending in `# SOLUTION`.
     """
     shown, regions, region = [], [], None
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if re.match(r"\s*# BEGIN SOLUTION( NO PROMPT)?\s*$", line):
             region = []
         elif line.rstrip().endswith("# END SOLUTION") and region is not None:
             regions.append(region)
             region = None
         elif region is not None:
-            region.append(line)
+            region.append((number, line))
         elif re.search(r"# ?SOLUTION( NO PROMPT)?\s*$", line):
-            regions.append([line])
+            regions.append([(number, line)])
         else:
-            shown.append(line)
+            shown.append((number, line))
     if region is not None:
         raise BuildError(f"{where}: BEGIN SOLUTION without END SOLUTION")
     return shown, regions
+
+
+def _test_cells(lines: list[str], hidden: bool, where: str) -> dict[str, TestCell]:
+    """part -> TestCell for every `def test_<part>(` of a test cell."""
+    found = {}
+    for number, line in enumerate(lines, 1):
+        match = re.match(r"def test_(\w+)\(", line)
+        if match:
+            found[match.group(1)] = TestCell(match.group(1), hidden, f"{where} line {number}")
+    return found
 
 
 def parse_master(stage: Stage) -> Master:
@@ -157,6 +187,7 @@ def parse_master(stage: Stage) -> Master:
 
     nb = nbformat.read(stage.master, as_version=4)
     open_blocks, questions, public, secret, test_points = [], [], set(), {}, {}
+    given, shown_at = set(), {}
     for index, cell in enumerate(nb.cells):
         where = f"solutions/{stage.name}/{stage.notebook} cell {index + 1}"
         marker = _block_marker(cell)
@@ -175,21 +206,29 @@ def parse_master(stage: Stage) -> Master:
         if cell.cell_type == "raw":
             continue
         lines = cell.source.splitlines()
+        numbered = list(enumerate(lines, 1))
+        question = questions[-1] if questions and "QUESTION" in open_blocks else None
         if "TESTS" in open_blocks:
             config = _test_config(cell.source)
-            name = questions[-1].name
-            test_points[name] = test_points.get(name, 0) + (config.get("points") or 0)
-            shown, hidden = ([], lines) if config.get("hidden") else (lines, [])
+            test_points[question.name] = test_points.get(question.name, 0) + (config.get("points") or 0)
+            question.tests.update(_test_cells(lines, bool(config.get("hidden")), where))
+            shown, regions = ([], [numbered]) if config.get("hidden") else (numbered, [])
         elif cell.cell_type == "markdown":
-            shown, hidden = ([], lines) if "SOLUTION" in open_blocks else (lines, [])
+            # a markdown cell inside SOLUTION is a written question's model answer
+            shown, regions = ([], [numbered]) if "SOLUTION" in open_blocks else (numbered, [])
+            if question and regions:
+                question.answer.update(_where_lines(regions[0], where, question.answer))
         else:
             shown, regions = _split_solution(lines, where)
-            hidden = [line for region in regions for line in region]
-            if questions and "QUESTION" in open_blocks:
-                questions[-1].code.update(line.strip() for line in lines)
-                questions[-1].solutions += [textwrap.dedent("\n".join(region)) for region in regions]
-        public.update(line.strip() for line in shown)
-        for line in hidden:
+            if question:
+                question.solutions += [textwrap.dedent("\n".join(line for _, line in r)) for r in regions]
+                for region in regions:
+                    question.answer.update(_where_lines(region, where, question.answer))
+        if "TESTS" not in open_blocks and "SOLUTION" not in open_blocks and not regions:
+            given.update(line.strip() for _, line in shown)
+        public.update(line.strip() for _, line in shown)
+        shown_at.update(_where_lines(shown, where, shown_at))
+        for _, line in (pair for region in regions for pair in region):
             secret.setdefault(line.strip(), where)
     if open_blocks:
         raise BuildError(f"solutions/{stage.name}/{stage.notebook}: {open_blocks[-1]} block never ends")
@@ -198,7 +237,16 @@ def parse_master(stage: Stage) -> Master:
             question.points = test_points.get(question.name, 0)
     secret = {line: w for line, w in secret.items() if line not in public and not _is_trivial(line)}
     kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
-    return Master(stage, kernel, questions, public, secret)
+    return Master(stage, kernel, questions, public, secret, given, shown_at)
+
+
+def _where_lines(numbered: list[tuple[int, str]], where: str, seen: dict) -> dict[str, str]:
+    """{stripped line: "<where> line N"} for the telling lines of `numbered` not already in `seen`."""
+    found = {}
+    for number, line in numbered:
+        if not _is_trivial(line.strip()) and line.strip() not in seen:
+            found.setdefault(line.strip(), f"{where} line {number}")
+    return found
 
 
 def _qualname(lines: list[str], index: int, indent: str) -> str:
@@ -421,88 +469,343 @@ def _strings(value, label: str):
                 yield from _strings(item, f"{label}/{i}")
 
 
+def _placed_lines(path: Path, rel: str):
+    """(place, stripped line) for every line of a file; a notebook's strings are read one by one."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return
+    texts = [("", text)]
+    if path.suffix == ".ipynb":
+        try:
+            texts = list(_strings(json.loads(text), ""))
+        except json.JSONDecodeError:
+            pass
+    for label, chunk in texts:
+        label = re.sub(r"^cells/(\d+)/source$", lambda m: f"cell {int(m[1]) + 1}", label)
+        for number, line in enumerate(chunk.splitlines(), 1):
+            yield (f"{rel}: {label} line {number}" if label else f"{rel}:{number}"), line.strip()
+
+
 def find_leaks(folder: Path, secret: dict[str, str], shown_as: str = "") -> list[str]:
     """One message per secret line found in a file under `folder` (named `shown_as`), with file and line."""
     leaks = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        try:
-            text = path.read_text()
-        except UnicodeDecodeError:
-            continue
         rel = f"{shown_as or folder.name}/{path.relative_to(folder).as_posix()}"
-        if path.suffix == ".ipynb":
-            try:
-                texts = list(_strings(json.loads(text), ""))
-            except json.JSONDecodeError:
-                texts = [("", text)]
-        else:
-            texts = [("", text)]
-        for label, chunk in texts:
-            for number, line in enumerate(chunk.splitlines(), 1):
-                if line.strip() in secret:
-                    label = re.sub(r"^cells/(\d+)/source$", lambda m: f"cell {int(m[1]) + 1}", label)
-                    place = f"{rel}: {label} line {number}" if label else f"{rel}:{number}"
-                    leaks.append(f"{place}: {line.strip()!r} (from {secret[line.strip()]})")
+        leaks += [f"{place}: {line!r} (from {secret[line]})" for place, line in _placed_lines(path, rel)
+                  if line in secret]
     return leaks
 
 
+def answer_lines(question: Question, blocks: list[Exercise]) -> dict[str, str]:
+    """Stripped lines of a question's reference answer (library block and master solution) -> where written."""
+    found = {}
+    for block in blocks:
+        for index, line in enumerate(block.body):
+            if not _is_trivial(line.strip()):
+                found.setdefault(line.strip(), block.body_where(index))
+    return {**question.answer, **found}
+
+
+def notebook_answer_leaks(job: Job) -> list[str]:
+    """Answer lines of this stage's questions that students see, wherever the master's markers are.
+
+    Both the master (lines outside SOLUTION regions, public tests included) and
+    the student notebook otter wrote are searched. A line the master also shows
+    in a prompt or a given cell (outside solution cells and tests) is given
+    away on purpose and allowed.
+    """
+    master, blocks = job.masters[job.stage.name], exercises(job.library)
+    rel = f"assignments/{job.stage.name}/{job.stage.notebook}"
+    reached = {}
+    for place, line in _placed_lines(job.view / job.stage.notebook, rel):
+        reached.setdefault(line, place)
+    leaks, seen = [], set()
+    for question in master.questions:
+        answer = answer_lines(question, blocks.get(question.name, []))
+        for line in answer:
+            if line in master.given or line in seen or not (line in master.shown_at or line in reached):
+                continue
+            seen.add(line)  # a line shared by two answers: once
+            where = master.shown_at.get(line, f"solutions/{job.stage.name}/{job.stage.notebook}")
+            leaks.append(f"{where}: {line!r} is part of the answer to {question.name} ({answer[line]}) but is "
+                         f"outside the SOLUTION markers, so it reaches {reached.get(line, rel)}")
+    return leaks
+
+
+def _numbered(parts: list) -> list[tuple[int, str, Exercise | None]]:
+    """A library file's lines again, as (1-based number, line, the exercise it belongs to or None)."""
+    out = []
+    for part in parts:
+        if isinstance(part, Exercise):
+            out.append((0, part.indent + f"# BEGIN EXERCISE {part.question}", part))
+            out += [(0, line, part) for line in part.body]
+            out.append((0, part.indent + "# END EXERCISE", part))
+        else:
+            out += [(0, line, None) for line in part]
+    return [(number, line, exercise) for number, (_, line, exercise) in enumerate(out, 1)]
+
+
+def _function_span(lines: list[str], index: int) -> range:
+    """Indices of the outermost function (a method, not its class) enclosing line `index`."""
+    top, limit = None, len(lines[index]) - len(lines[index].lstrip())
+    for i in range(index - 1, -1, -1):
+        match = re.match(r"(\s*)(?:async\s+)?(def|class)\s", lines[i])
+        if match and len(match.group(1)) < limit:
+            if match.group(2) == "class":
+                break
+            top, limit = i, len(match.group(1))
+            if limit == 0:
+                break
+    if top is None:
+        return range(index, index + 1)
+    end = top + 1
+    while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > limit):
+        end += 1
+    return range(top, end)
+
+
+def library_answer_leaks(library: dict, masters: dict[str, Master]) -> list[str]:
+    """Answer lines of an exercise in its function but outside its EXERCISE block: every stub would ship them."""
+    questions = {q.name: q for master in masters.values() for q in master.questions}
+    blocks, leaks = exercises(library), []
+    for rel, parts in library.items():
+        numbered = _numbered(parts)
+        lines = [line for _, line, _ in numbered]
+        for index, (_, _, exercise) in enumerate(numbered):
+            if exercise is None or lines[index].strip() != f"# BEGIN EXERCISE {exercise.question}":
+                continue
+            question = questions.get(exercise.question, Question(exercise.question, False, None))
+            answer = answer_lines(question, blocks[exercise.question])
+            for i in _function_span(lines, index):
+                number, line, inside = numbered[i]
+                if inside is None and line.strip() in answer:
+                    leaks.append(f"solutions/match/{rel}:{number}: {line.strip()!r} is part of the answer to "
+                                 f"{exercise.question} ({answer[line.strip()]}) but is outside its "
+                                 f"# BEGIN EXERCISE block in {exercise.qualname}, so the stub would not hide it")
+    return list(dict.fromkeys(leaks))
+
+
 def check_leaks(job: Job) -> None:
-    """Fail if a solution or hidden-test line of this or a later stage is in the student view."""
+    """Fail if an answer line of this stage, or a solution or hidden-test line of a later one, is in the student view."""
     secret = secrets_for(job.stage, job.stages, job.masters, job.library)
-    leaks = find_leaks(job.view, secret, f"assignments/{job.stage.name}")
+    leaks = notebook_answer_leaks(job) + find_leaks(job.view, secret, f"assignments/{job.stage.name}")
     if leaks:
         raise BuildError("solution or hidden-test lines reach the student version:\n  " + "\n  ".join(leaks))
 
 
-def otter_scores(job: Job, notebook: Path, label: str) -> tuple[dict, dict]:
-    """Run `otter run` on a copy of `notebook`: ({question: (score, max)}, {question: output})."""
-    folder = job.work / f"run-{label}"
-    folder.mkdir()
-    submission = folder / job.stage.notebook  # otter's init cell wants the master's file name
-    shutil.copyfile(notebook, submission)
-    command = [sys.executable, "-m", "otter", "run", "--no-logo", "-a", str(job.otter_zip), "-o", str(folder), str(submission)]
-    _run(command, folder, job.env, f"otter run ({label})")
-    results = json.loads((folder / "results.json").read_text())["tests"]
-    scored = [test for test in results if "max_score" in test]
-    scores = {test["name"]: (test.get("score") or 0, test["max_score"]) for test in scored}
-    # otter's report of a question, cut to what fits on a screen
-    outputs = {test["name"]: "\n".join(test.get("output", "").splitlines()[:40]) for test in scored}
-    return scores, outputs
-
-
 def verify(job: Job) -> None:
-    """The solution must score full marks and the blank student notebook 0, per question."""
-    master = job.masters[job.stage.name]
-    autograded = {q.name: q.points for q in master.questions if not q.manual}
-    start = time.perf_counter()
-    job.solution_scores, outputs = otter_scores(job, job.solution, "solution")
-    job.solution_seconds = round(time.perf_counter() - start, 1)
-    problems = [f"{q}: otter does not grade it" for q in autograded if q not in job.solution_scores]
-    problems += [f"{q}: worth {job.solution_scores[q][1]} in otter but {p} by its test cells"
-                 for q, p in autograded.items() if q in job.solution_scores and job.solution_scores[q][1] != p]
-    problems += [f"{q}: the solution scores {s}/{m}\n{textwrap.indent(outputs[q], '      ')}"
-                 for q, (s, m) in job.solution_scores.items() if s != m]
-    job.blank_scores, outputs = otter_scores(job, job.view / job.stage.notebook, "blank")
-    problems += [f"{q}: the blank notebook scores {s}/{m}; a hidden test passes without an answer\n"
-                 f"{textwrap.indent(outputs[q], '      ')}" for q, (s, m) in job.blank_scores.items() if s != 0]
+    """Graded as `sgdkit grade` grades, the solution passes every test, public and hidden, and the blank scores 0."""
+    solution, blank = trusted_results(job)
+    job.solution_scores, job.blank_scores = _scores(solution), _scores(blank)
+    job.solution_seconds = solution.get("seconds")
+    problems = solution_problems(job, solution) + blank_problems(job, blank)
     if problems:
-        raise BuildError("otter run disagrees:\n  " + "\n  ".join(problems))
+        raise BuildError("the solution must pass every test and the blank notebook score 0:\n  "
+                         + "\n  ".join(problems))
+
+
+def trusted_results(job: Job) -> tuple[dict, dict]:
+    """`sgdkit grade`'s results for the solution and the blank student notebook, from this build's zip."""
+    from .grade import grade
+
+    zips, inbox = job.work / "zips", job.work / "inbox"
+    write_autograder(job, zips)
+    inbox.mkdir()
+    shutil.copyfile(job.solution, inbox / "solution.ipynb")
+    shutil.copyfile(job.view / job.stage.notebook, inbox / "blank.ipynb")
+    for attempt in range(2):
+        with _GRADING:
+            results = {r["file"]: r for r in grade([inbox], job.stage.name, job.work / "graded", zips=zips,
+                                                   workers=2, progress=False, force=attempt > 0)}
+        # "crashed" is mostly a kernel that failed to start under load, not the notebook: grade once more.
+        if all(result["status"] != "crashed" for result in results.values()):
+            break
+    return results["solution.ipynb"], results["blank.ipynb"]
+
+
+def _scores(result: dict) -> dict[str, tuple[float, float]]:
+    """{question: (points, possible)} of one graded notebook, from its hidden tests."""
+    return {question: (sum(t["points"] for t in got["tests"] if t["hidden"] and t["passed"]),
+                       sum(t["points"] for t in got["tests"] if t["hidden"]))
+            for question, got in result["questions"].items()}
+
+
+def _test_where(job: Job, question: str, part: str) -> str:
+    """Where the master defines a question's test, or at least the master notebook."""
+    master = job.masters[job.stage.name]
+    found = next((q.tests.get(part) for q in master.questions if q.name == question), None)
+    return found.where if found else f"solutions/{job.stage.name}/{job.stage.notebook}"
+
+
+def solution_problems(job: Job, result: dict) -> list[str]:
+    """Why the solution does not pass every test cleanly: one line per failing test, naming its cell."""
+    master = job.masters[job.stage.name]
+    where = f"solutions/{job.stage.name}/{job.stage.notebook}"
+    problems = [] if result["status"] == "ok" else [
+        f"{where}: the solution does not run cleanly ({result['status']}: {'; '.join(result.get('notes') or [])})"]
+    for question in (q for q in master.questions if not q.manual):
+        got = result["questions"].get(question.name)
+        if got is None:
+            problems.append(f"{where}: question {question.name} is not graded")
+            continue
+        possible = job.solution_scores[question.name][1]
+        if possible != question.points:
+            problems.append(f"{where}: question {question.name} is worth {possible} in the autograder "
+                            f"but {question.points} by its test cells")
+        for test in (t for t in got["tests"] if not t["passed"]):
+            why = test.get("message") or (got.get("details") or {}).get(test["name"]) or test.get("hint", "")
+            kind = "hidden test" if test["hidden"] else "public test"
+            problems.append(f"{_test_where(job, question.name, test['name'])}: {kind} {test['name']} of "
+                            f"{question.name} fails on the solution: {_one_line(why)}")
+    return problems
+
+
+def blank_problems(job: Job, result: dict) -> list[str]:
+    """Hidden tests that give points to the blank student notebook."""
+    return [f"{_test_where(job, question, test['name'])}: hidden test {test['name']} of {question} passes on the "
+            f"blank student notebook; every hidden part must fail without an answer"
+            for question, got in result["questions"].items()
+            for test in got["tests"] if test["hidden"] and test["passed"] and test["points"]]
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """`text` on one line, cut to `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def write_autograder(job: Job, zips: Path) -> None:
+    """<zips>/<stage>.zip and <stage>.json: what `sgdkit grade` reads."""
+    zips.mkdir(parents=True, exist_ok=True)
+    _repack(gradescope_zip(job), zips / f"{job.stage.name}.zip")
+    summary = {**stage_summary(job), "solution_seconds": job.solution_seconds}
+    _write_if_changed(zips / f"{job.stage.name}.json", (json.dumps(summary, indent=2) + "\n").encode())
+
+
+def stage_summary(job: Job) -> dict:
+    """The stage's name, notebook and questions, as `sgdkit grade` reads them from <stage>.json."""
+    master = job.masters[job.stage.name]
+    return {
+        "stage": job.stage.name,
+        "notebook": job.stage.notebook,
+        "questions": [{"name": q.name, "points": q.points, "manual": q.manual} for q in master.questions],
+    }
+
+
+# The Gradescope zip: otter's autograder zip (tests/, files/, otter_config.json,
+# what `sgdkit grade` and `otter run -a` read) with otter's setup (Miniforge
+# from GitHub, hidden tests run in the student's kernel) replaced by the kit's
+# own: autograder/gradescope/{setup.sh,run_autograder}, and in sgdkit/ the kit
+# as a wheel, the pins of its dependencies and the stage summary (without the
+# measured run time, so that the zip's bytes depend only on the sources).
+
+GRADESCOPE = ROOT / "autograder" / "gradescope"
+PYPROJECT = ROOT / "pyproject.toml"
+OTTER_SETUP = {"setup.sh", "run_autograder", "run_otter.py", "environment.yml", "requirements.txt", "requirements.R"}
+# Ubuntu 22.04's python3.11 (Gradescope's default image). A pin that rules it
+# out applies only where it can; elsewhere pip takes the newest version that fits.
+OLDEST_PYTHON = "3.11.0"
+EXECUTABLE, READABLE = 0o100755 << 16, 0o100644 << 16
+
+
+def gradescope_zip(job: Job) -> Path:
+    """otter's autograder zip with the kit's own setup, wheel, pins and stage summary (see above)."""
+    folder = job.work / "gradescope"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    wheel = kit_wheel(folder)
+    ours = {name: ((GRADESCOPE / name).read_bytes(), EXECUTABLE) for name in ("setup.sh", "run_autograder")}
+    ours["sgdkit/stage.json"] = ((json.dumps(stage_summary(job), indent=2) + "\n").encode(), READABLE)
+    ours["sgdkit/constraints.txt"] = (pinned_requirements().encode(), READABLE)
+    ours[f"sgdkit/{wheel.name}"] = (wheel.read_bytes(), READABLE)
+    dest = folder / f"{job.stage.name}.zip"
+    with zipfile.ZipFile(job.otter_zip) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            if info.filename not in OTTER_SETUP:
+                zout.writestr(info, zin.read(info))
+        for name, (data, mode) in ours.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = mode
+            zout.writestr(info, data)
+    return dest
+
+
+def kit_wheel(folder: Path) -> Path:
+    """The kit (autograder/sgdkit) as a wheel in `folder`, written directly: no build backend, no network.
+
+    Its bytes depend only on the sources and pyproject.toml (fixed timestamps,
+    sorted entries), so an unchanged kit gives an unchanged zip.
+    """
+    import base64
+    import tomllib
+
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    name, version = project["name"], project["version"]
+    info = f"{name}-{version}.dist-info"
+    package = Path(__file__).parent
+    files = {f"sgdkit/{p.relative_to(package).as_posix()}": p.read_bytes() for p in sorted(package.rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    metadata = [
+        "Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", f"Summary: {project['description']}",
+        f"Requires-Python: {project['requires-python']}", *[f"Requires-Dist: {d}" for d in project["dependencies"]],
+    ]
+    scripts = [f"{script} = {target}" for script, target in project.get("scripts", {}).items()]
+    files[f"{info}/METADATA"] = "\n".join(metadata + [""]).encode()
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: sgdkit build\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/entry_points.txt"] = "\n".join(["[console_scripts]", *scripts, ""]).encode()
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+              f"{len(data)}" for path, data in files.items()]
+    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,", ""]).encode()
+    plain, wheel = folder / "plain.zip", folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(plain, "w") as zf:
+        for path, data in files.items():
+            entry = zipfile.ZipInfo(path)
+            entry.external_attr = READABLE
+            zf.writestr(entry, data)
+    _repack(plain, wheel)
+    plain.unlink()
+    return wheel
+
+
+def pinned_requirements() -> str:
+    """pip constraints: every distribution installed beside the kit here, at the version it has here."""
+    from importlib.metadata import distributions
+
+    pins = {}
+    for dist in distributions():
+        name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
+        if name and name not in pins and name not in ("sgdkit", "pip", "setuptools", "wheel"):
+            # the kit comes from its wheel; the installer tools are the venv's own
+            pins[name] = f"{name}=={dist.version}{_python_marker(dist.metadata['Requires-Python'])}"
+    lines = ["# Written by `sgdkit build`: the versions the kit was built and tested with (pip constraints)."]
+    return "\n".join(lines + [pins[name] for name in sorted(pins)] + [""])
+
+
+def _python_marker(requires_python: str | None) -> str:
+    """'' if a distribution's Requires-Python admits OLDEST_PYTHON, else a marker limiting its pin to where it fits."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        needs = SpecifierSet(requires_python or "")
+    except InvalidSpecifier:  # a legacy spelling, which pip ignores too
+        return ""
+    if needs.contains(OLDEST_PYTHON):
+        return ""
+    return "; " + " and ".join(f'python_full_version {s.operator} "{s.version}"' for s in needs)
+
+
+def kit_inputs() -> str:
+    """A hash of what the Gradescope part of a zip is made from: the kit, its setup files, pyproject.toml, the pins."""
+    sources = _tree_hash([Path(__file__).parent, GRADESCOPE, PYPROJECT])
+    return hashlib.sha256(f"{sources}\0{pinned_requirements()}".encode()).hexdigest()
 
 
 def publish(job: Job, assignments: Path, zips: Path) -> None:
     """Write assignments/<stage>/ (removing stale files) and autograder/zips/<stage>.*."""
     sync(job.view, assignments / job.stage.name)
-    zips.mkdir(parents=True, exist_ok=True)
-    _repack(job.otter_zip, zips / f"{job.stage.name}.zip")
+    write_autograder(job, zips)
     _write_if_changed(zips / f"{job.stage.name}-solution.ipynb", job.solution.read_bytes())
-    master = job.masters[job.stage.name]
-    summary = {
-        "stage": job.stage.name,
-        "notebook": job.stage.notebook,
-        "questions": [{"name": q.name, "points": q.points, "manual": q.manual} for q in master.questions],
-        "solution_seconds": job.solution_seconds,
-    }
-    _write_if_changed(zips / f"{job.stage.name}.json", (json.dumps(summary, indent=2) + "\n").encode())
 
 
 # The steps in order. `publish` is last, after verify (which measures the
@@ -563,6 +866,19 @@ def _tree_hash(paths: list[Path]) -> str:
         for path in files:
             digest.update(path.relative_to(top).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def stage_inputs(stage: Stage, stages: list[Stage], masters: dict[str, Master], solutions: Path) -> str:
+    """A hash of what one stage's outputs are made from.
+
+    That is its own folder, the library, the checks, this file and (through
+    `kit_inputs`) what the zip's Gradescope part is made from; of the other
+    masters only which stage asks which question, since the library copy stubs
+    or fills in each exercise by that and names the notebook that asks it.
+    """
+    layout = [[s.name, s.notebook, [q.name for q in masters[s.name].questions]] for s in stages]
+    own = _tree_hash([stage.master.parent, solutions / "match", solutions / "checks", Path(__file__)])
+    return hashlib.sha256(f"{own}\0{json.dumps(layout)}\0{kit_inputs()}".encode()).hexdigest()
 
 
 def _outputs(stage: Stage, assignments: Path, zips: Path) -> list[Path]:
@@ -648,8 +964,10 @@ def build(solutions: Path = SOLUTIONS, assignments: Path = ASSIGNMENTS, zips: Pa
           log=print) -> dict[str, Job | None]:
     """Build the stages (all, or those named) in parallel: {stage: its Job, or None if up to date}.
 
-    `verify_scores=False` skips the otter runs (the kit's tests use it to rebuild
-    cheaply); the summary then has no solution_seconds.
+    A stage is rebuilt when `stage_inputs` changed; an up-to-date stage still
+    gets the leak check. `verify_scores=False` skips grading the solution and
+    the blank (the kit's tests use it to rebuild cheaply); the summary then has
+    no solution_seconds.
     """
     found = find_stages(solutions)
     names = [s.name for s in found]
@@ -663,7 +981,10 @@ def build(solutions: Path = SOLUTIONS, assignments: Path = ASSIGNMENTS, zips: Pa
         if question not in owners:
             log(f"warning: {blocks[0].where}: exercise {question} is no question of any master notebook, "
                 "so every stage gets it as a stub")
-    inputs = _tree_hash([solutions, Path(__file__)])
+    leaks = library_answer_leaks(library, masters)
+    if leaks:
+        raise BuildError("answer lines would reach students:\n  " + "\n  ".join(leaks))
+    inputs = {s.name: stage_inputs(s, found, masters, solutions) for s in found}
     lock = threading.Lock()
 
     def say(stage: str, text: str) -> None:
@@ -671,7 +992,12 @@ def build(solutions: Path = SOLUTIONS, assignments: Path = ASSIGNMENTS, zips: Pa
             log(f"{stage:<16}{text}")
 
     def one(stage: Stage, work: Path) -> Job | None:
-        if not force and _up_to_date(stage, inputs, assignments, zips):
+        if not force and _up_to_date(stage, inputs[stage.name], assignments, zips):
+            # Another master's edit can make a line of this folder secret: the leak check is cheap, so it runs.
+            try:
+                check_leaks(Job(stage, found, masters, library, solutions, work, view=assignments / stage.name))
+            except BuildError as error:
+                raise BuildError(f"{stage.name}: leaks: {error}") from None
             say(stage.name, "up to date")
             return None
         job = Job(stage, found, masters, library, solutions, work, kernel_env(work, masters[stage.name].kernel))
@@ -684,7 +1010,7 @@ def build(solutions: Path = SOLUTIONS, assignments: Path = ASSIGNMENTS, zips: Pa
                 raise BuildError(f"{stage.name}: {name}: {error}") from None
             say(stage.name, f"{name:<9}{time.perf_counter() - start:6.1f} s")
         if verify_scores:  # an unverified build must not pass for up to date
-            (zips / f"{stage.name}.stamp").write_text(_stamp(stage, inputs, assignments, zips))
+            (zips / f"{stage.name}.stamp").write_text(_stamp(stage, inputs[stage.name], assignments, zips))
         return job
 
     todo = [s for s in found if not stages or s.name in stages]

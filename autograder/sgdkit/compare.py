@@ -4,11 +4,11 @@
 (the new grading may overwrite that very folder), then calls `preview`, which
 writes DIR/changes.csv and prints one line per student whose points changed.
 """
-import csv
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .outputs import visible, write_csv
 from .report import Graded, load_graded, number
 
 COLUMNS = ["file", "old_total", "new_total", "old_percent", "new_percent",
@@ -101,18 +101,12 @@ def _fmt(value):
 
 
 def write_changes(changes, path):
-    """Write the changes as CSV (columns COLUMNS), atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        for c in changes:
-            writer.writerow([c.file, _cell(c.old_total), _cell(c.new_total), _cell(c.old_percent),
-                             _cell(c.new_percent), c.old_status, c.new_status,
-                             "; ".join(f"{q} {_fmt(a)}->{_fmt(b)}" for q, (a, b) in c.questions.items()),
-                             "; ".join(c.why)])
-    tmp.replace(path)
+    """Write the changes as CSV (columns COLUMNS), atomically, formula-like cells neutralised."""
+    write_csv(Path(path), COLUMNS, [
+        [c.file, _cell(c.old_total), _cell(c.new_total), _cell(c.old_percent), _cell(c.new_percent),
+         c.old_status, c.new_status,
+         "; ".join(f"{q} {_fmt(a)}->{_fmt(b)}" for q, (a, b) in c.questions.items()), "; ".join(c.why)]
+        for c in changes])
 
 
 def _cell(value):
@@ -126,9 +120,11 @@ def print_changes(changes, out=None):
         print("Regrade preview: no student's score would change.", file=out)
         return
     print(f"Regrade preview: {len(changes)} student(s) whose score would change:", file=out)
-    width = max(len(c.file) for c in changes)
+    width = max(len(visible(c.file)) for c in changes)
     for c in changes:
-        print(f"  {c.file:<{width}}  {_fmt(c.old_total):>6} -> {_fmt(c.new_total):<6}  {'; '.join(c.why)}", file=out)
+        # visible(): a status quoting a kernel's message may hold terminal escape sequences.
+        print(f"  {visible(c.file):<{width}}  {_fmt(c.old_total):>6} -> {_fmt(c.new_total):<6}  "
+              f"{visible('; '.join(c.why))}", file=out)
 
 
 def preview(old, out_dir, out=None):

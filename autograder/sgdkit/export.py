@@ -5,11 +5,11 @@ wrote and a file-name pattern that names the student, such as
 `{student}_losses.ipynb`; `*` matches anything (an LMS's submission ids).
 A roster puts every student in the gradebook, submitted or not.
 """
-import csv
 import re
 import sys
 from pathlib import Path
 
+from .outputs import read_csv, write_csv
 from .report import load_graded
 
 
@@ -33,16 +33,15 @@ def read_roster(path):
     column is the student), or a text file with one student per line."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            rows = [row for row in reader if any((v or "").strip() for v in row.values())]
-            columns = list(reader.fieldnames or [])
+        # read_csv undoes a leading ' (this kit's, or a spreadsheet's), so a gradebook.csv can serve as the roster.
+        columns, rows = read_csv(path, encoding="utf-8-sig")  # -sig: Excel starts its CSVs with a BOM
+        rows = [row for row in rows if any((v or "").strip() for v in row.values())]
         if not columns:
             raise ValueError(f"roster {path} is empty")
         key = "student" if "student" in columns else columns[0]
         # The join key goes first and is called `student` in the gradebook.
         columns = ["student"] + [c for c in columns if c != key]
-        rows = [{"student": row[key].strip(), **{c: row[c] for c in columns[1:]}} for row in rows]
+        rows = [{"student": (row[key] or "").strip(), **{c: row[c] for c in columns[1:]}} for row in rows]
         return columns, rows
     lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     return ["student"], [{"student": s} for s in lines if s and not s.startswith("#")]
@@ -90,12 +89,8 @@ def export(stages, out, roster=None, warn=print):
         students.sort(key=lambda row: row["student"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(students)
-    tmp.replace(out)
+    # Student names and roster columns come from outside: write_csv neutralises formula-like cells.
+    write_csv(out, columns, [[row.get(c, "") for c in columns] for row in students])
     return problems
 
 

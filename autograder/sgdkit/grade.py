@@ -11,9 +11,9 @@ No student code runs in this process. Per submission:
 3. judge -- the stage's `judge` (trusted copy from the autograder zip) turns the
             probe data into verdicts, and otter's own ExceptionTestFile scores
             the zip's hidden test cases against them;
-4. write -- results/<file>.json, feedback/<file>.md (atomically), then grades.csv.
+4. write -- feedback/<name>.md and results/<name>.json (atomically; a failed write is that row's
+            status), then grades.csv: see outputs.py.
 """
-import csv
 import hashlib
 import io
 import json
@@ -31,15 +31,17 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from urllib.parse import quote
 
-from . import ZIPS
+from . import ZIPS, isolation
+from .outputs import Progress, read_result, save_result, summary_line, visible, write_grades
 
 # Bump when grading changes in a way that should invalidate stored results.
 GRADER_VERSION = "1"
 MAX_NOTEBOOK_BYTES = 64 << 20
 MAX_ZIP_BYTES = 256 << 20
 GIB = 1 << 30
+DISK = 1 << 30  # default disk cap per submission
+PROCESSES = 256  # default process cap per submission (threads count: the kernel alone has about 10)
 MAX_PRINTED = 1 << 20  # printed output is only counted (never kept); past this the status says so
 # Worst first: the status of a submission is its worst problem; results keep all.
 SEVERITY = ["tampered", "crashed", "memory", "timeout", "output-limit", "cell-error"]
@@ -54,7 +56,14 @@ def add_arguments(parser):
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to run one notebook (default: from the solution's run time, generous)")
     parser.add_argument("--memory", default=None,
-                        help="memory cap per submission, e.g. 2G or 512M (default: min(4G, RAM / workers))")
+                        help="memory cap for all of a submission's processes together, e.g. 2G or 512M "
+                             "(default: min(4G, RAM / workers))")
+    parser.add_argument("--disk", default=None,
+                        help=f"disk cap for all the files a submission writes (default: {DISK >> 30}G)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help=f"process cap for a submission, threads included (default: {PROCESSES})")
+    parser.add_argument("--no-namespaces", action="store_true",
+                        help=f"isolate without Linux namespaces, as where unshare is refused (also: {isolation.OFF}=1)")
     parser.add_argument("--seed", type=int, default=0, help="base of the per-submission seeds (default 0)")
     parser.add_argument("--force", action="store_true",
                         help="regrade submissions that already have results (a rerun skips those graded with the "
@@ -75,7 +84,8 @@ def main(args) -> int:
         old = compare.load(args.compare) if args.compare else None
         results = grade(args.paths, args.stage, args.out, workers=args.workers, timeout=args.timeout,
                         memory=parse_size(args.memory) if args.memory else None, seed=args.seed,
-                        force=args.force)
+                        force=args.force, disk=parse_size(args.disk, "--disk") if args.disk else None,
+                        processes=args.processes, namespaces=False if args.no_namespaces else None)
     except (ValueError, FileNotFoundError) as exc:
         print(f"sgdkit grade: {exc}", file=sys.stderr)
         return 2
@@ -102,8 +112,7 @@ class Stage:
     files: dict  # path inside the zip -> bytes
     zip_sha: str
     solution_seconds: float | None
-    checks: object = None  # the trusted sgdkit_checks package
-    checks_files: dict = field(default_factory=dict)  # its sources, sent to the kernel for probing
+    checks: object = None  # the trusted sgdkit_checks package: judges, inputs, stand-ins (never sent)
     others: dict = field(default_factory=dict)  # other stages' notebook names -> stage
 
     @property
@@ -117,6 +126,42 @@ class Stage:
         """{relative path: bytes} of the zip's folder `prefix`, without caches."""
         return {path[len(prefix):]: data for path, data in self.files.items()
                 if path.startswith(prefix) and not path.endswith("/") and "__pycache__" not in path}
+
+    def public_source(self, question):
+        """The question's test file with its hidden test cases cut out: all the kernel may see of it."""
+        return public_only(self.test_source(question))
+
+    def probe_files(self):
+        """{path: source} of the probe package the kernel gets: probes/common.py and this stage's module."""
+        probes = {path: data.decode("utf-8") for path, data in self.folder("files/sgdkit_checks/probes/").items()}
+        return {path: probes[path] for path in ("__init__.py", "common.py", f"{self.probe_module}.py")}
+
+    @property
+    def probe_module(self):
+        return self.module.__name__.rsplit(".", 1)[1]
+
+    def probes(self, inputs):
+        """The probe steps in prerequisite order: each question with its inputs and its prerequisites' stand-ins."""
+        def stand_in(question):
+            return self.files[f"files/sgdkit_checks/standins/{question}.py"].decode("utf-8")
+
+        return [{"question": q, "inputs": inputs[q],
+                 "stand_ins": {p: stand_in(p) for p in self.checks.prerequisites(q)}}
+                for q in self.checks.probe_order(self.questions)]
+
+
+def public_only(source):
+    """An otter test file's source without the test cases marked hidden=True."""
+    import ast
+
+    tree = ast.parse(source)
+
+    def hidden(node):
+        return any(isinstance(d, ast.Call) and any(k.arg == "hidden" and getattr(k.value, "value", False) is True
+                                                   for k in d.keywords) for d in node.decorator_list)
+
+    tree.body = [node for node in tree.body if not (isinstance(node, ast.FunctionDef) and hidden(node))]
+    return ast.unparse(tree)
 
 
 def load_stage(stage, zips=ZIPS):
@@ -140,10 +185,10 @@ def load_stage(stage, zips=ZIPS):
         raise ValueError(f"{zip_path} has no tests for {missing}; rebuild with `sgdkit build`")
     result = Stage(stage, meta["notebook"], auto, manual, files, hashlib.sha256(raw).hexdigest(),
                    meta.get("solution_seconds"))
-    result.checks_files = {path: data.decode("utf-8") for path, data in
-                           result.folder("files/sgdkit_checks/").items() if path.endswith(".py")}
-    # Registered as `sgdkit_checks`: the zip's hidden test cases import it by that name.
-    result.checks = load_package("sgdkit_checks", result.checks_files)
+    checks = {path: data.decode("utf-8") for path, data in result.folder("files/sgdkit_checks/").items()
+              if path.endswith(".py")}
+    # Registered as `sgdkit_checks` in this process only: the zip's hidden test cases import it by that name.
+    result.checks = load_package("sgdkit_checks", checks)
     for other in zips.glob("*.json"):
         if other.stem != stage:
             try:
@@ -163,32 +208,79 @@ class Submission:
 
 
 def find_submissions(paths):
-    """Every notebook (or otter export zip) at `paths`, named uniquely for grades.csv."""
+    """Every notebook (or otter export zip) at `paths`, named uniquely for grades.csv.
+
+    A PATH that does not exist is an error. Anything named *.ipynb or *.zip in a
+    folder gets a row, even when it cannot be read (a broken link, a pipe): the
+    row then says why. Folders that cannot be listed are skipped.
+    """
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*")
-                            if p.suffix in (".ipynb", ".zip") and p.is_file()
-                            and ".ipynb_checkpoints" not in p.parts and not p.name.startswith("."))
-        elif path.exists():
+            found += _notebooks_in(path)
+        elif os.path.lexists(path):  # a broken link given by name still gets its row
             found.append(path)
         else:
             raise FileNotFoundError(f"{path} does not exist")
-    unique = list(dict.fromkeys(p.resolve() for p in found))
+    unique = {}
+    for path in found:  # the same file reached twice (through a link) is graded once
+        unique.setdefault(os.path.realpath(path), Path(os.path.abspath(path)))
+    return _name_uniquely(list(unique.values()))
+
+
+def _notebooks_in(folder):
+    """Paths named *.ipynb or *.zip under `folder`, not hidden, not in .ipynb_checkpoints."""
+    found, walked = [], set()
+
+    def unlisted(error):  # its files cannot get rows: the instructor must hear of it
+        print(f"sgdkit grade: warning: could not list {visible(str(error.filename))} "
+              f"({error.strerror or error}); nothing in it is graded", file=sys.stderr)
+
+    # `walked` stops a link back up the tree from looping.
+    for parent, dirs, names in os.walk(folder, onerror=unlisted, followlinks=True):
+        real = os.path.realpath(parent)
+        if real in walked:
+            dirs[:] = []
+            continue
+        walked.add(real)
+        dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints")
+        found += [Path(parent, name) for name in sorted(names)
+                  if name.endswith((".ipynb", ".zip")) and not name.startswith(".")]
+    return found
+
+
+def _name_uniquely(paths):
+    """Submissions named by their file name (shown with `visible`), with parent folders only where names collide."""
     by_name = {}
-    for path in unique:
-        by_name.setdefault(path.name, []).append(path)
+    for path in paths:
+        by_name.setdefault(visible(path.name), []).append(path)
     subs = []
     for name, group in by_name.items():
         if len(group) == 1:
             subs.append(Submission(group[0], name))
             continue
         # Same file name in several folders: keep as many parent folders as it takes.
-        depth = 1
-        while len({"/".join(p.parts[-depth - 1:]) for p in group}) < len(group):
+        depth, deepest = 1, max(len(p.parts) for p in group)
+        while depth < deepest and len({_tail(p, depth) for p in group}) < len(group):
             depth += 1
-        subs += [Submission(p, "/".join(p.parts[-depth - 1:])) for p in group]
+        if len({_tail(p, depth) for p in group}) < len(group):
+            depth = 0  # one folder, names that differ only in bytes that are not UTF-8: numbered below
+        subs += [Submission(p, _tail(p, depth)) for p in group]
+    # Names that still collide differ only in bytes that are not UTF-8 (shown as \xNN): number them.
+    taken = set()
+    for sub in sorted(subs, key=lambda s: (s.file, str(s.path))):
+        name, n = sub.file, 1
+        while name in taken:
+            n += 1
+            name = f"{sub.file} ({n})"
+        taken.add(name)
+        sub.file = name
     return sorted(subs, key=lambda s: s.file)
+
+
+def _tail(path, depth):
+    """The file name with `depth` parent folders, as grades.csv shows it."""
+    return visible("/".join(path.parts[-depth - 1:]))
 
 
 class Rejected(Exception):
@@ -202,33 +294,57 @@ class Rejected(Exception):
 def read_notebook(path):
     """The notebook's bytes: the file itself, or the single .ipynb inside an otter export zip."""
     try:
-        return _read_notebook(path)
+        with open_regular(path) as f:
+            return _read_zip(f) if path.suffix == ".zip" else _read_file(f)
     except OSError as exc:
         raise Rejected("invalid", f"could not read the file ({exc.strerror or exc})") from None
 
 
-def _read_notebook(path):
-    size = path.stat().st_size
-    if path.suffix == ".zip":
-        if size > MAX_ZIP_BYTES:
-            raise Rejected("invalid", f"zip is {size >> 20} MB, more than {MAX_ZIP_BYTES >> 20} MB")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                # Only the notebook: never .OTTER_LOG (a pickle) nor any folder the student shipped.
-                notebooks = [i for i in zf.infolist() if i.filename.endswith(".ipynb")
-                             and not i.is_dir() and "__MACOSX" not in i.filename
-                             and ".ipynb_checkpoints" not in i.filename]
-                if len(notebooks) != 1:
-                    raise Rejected("invalid", f"zip holds {len(notebooks)} notebooks, expected exactly 1")
-                if notebooks[0].file_size > MAX_NOTEBOOK_BYTES:
-                    raise Rejected("invalid", f"notebook in zip is larger than {MAX_NOTEBOOK_BYTES >> 20} MB")
-                with zf.open(notebooks[0]) as f:
-                    return f.read(MAX_NOTEBOOK_BYTES + 1)[:MAX_NOTEBOOK_BYTES]
-        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError) as exc:
-            raise Rejected("invalid", f"not a readable zip ({exc})") from None
-    if size > MAX_NOTEBOOK_BYTES:
-        raise Rejected("invalid", f"file is {size >> 20} MB, more than {MAX_NOTEBOOK_BYTES >> 20} MB")
-    return path.read_bytes()
+def open_regular(path):
+    """`path` opened for reading in binary, if it is a regular file (links followed); never blocks on a pipe."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Rejected("invalid", "not a regular file (a folder, pipe or device)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_file(f):
+    """A notebook file's bytes, refused past MAX_NOTEBOOK_BYTES."""
+    size = os.fstat(f.fileno()).st_size
+    data = f.read(MAX_NOTEBOOK_BYTES + 1)  # the size may change under us: the cap holds on what is read
+    if max(size, len(data)) > MAX_NOTEBOOK_BYTES:
+        raise Rejected("invalid", f"file is {max(size, len(data)) >> 20} MB, more than {MAX_NOTEBOOK_BYTES >> 20} MB")
+    return data
+
+
+def _read_zip(f):
+    """The single notebook's bytes out of an otter export zip; never .OTTER_LOG nor anything else in it."""
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_ZIP_BYTES:
+        raise Rejected("invalid", f"zip is {size >> 20} MB, more than {MAX_ZIP_BYTES >> 20} MB")
+    try:
+        with zipfile.ZipFile(f) as zf:
+            # Only the notebook: never .OTTER_LOG (a pickle) nor any folder the student shipped.
+            notebooks = [i for i in zf.infolist() if i.filename.endswith(".ipynb")
+                         and not i.is_dir() and "__MACOSX" not in i.filename
+                         and ".ipynb_checkpoints" not in i.filename]
+            if len(notebooks) != 1:
+                raise Rejected("invalid", f"zip holds {len(notebooks)} notebooks, expected exactly 1")
+            if notebooks[0].file_size > MAX_NOTEBOOK_BYTES:
+                raise Rejected("invalid", f"notebook in zip is larger than {MAX_NOTEBOOK_BYTES >> 20} MB")
+            with zf.open(notebooks[0]) as member:
+                data = member.read(MAX_NOTEBOOK_BYTES + 1)  # the header's size may lie: the cap holds anyway
+    except Rejected:
+        raise
+    except Exception as exc:  # a crafted zip makes zipfile raise many kinds (BadZipFile, zlib.error, ValueError...)
+        raise Rejected("invalid", f"not a readable zip ({type(exc).__name__}: {exc})"[:300]) from None
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise Rejected("invalid", f"notebook in zip is larger than {MAX_NOTEBOOK_BYTES >> 20} MB")
+    return data
 
 
 def parse_notebook(data):
@@ -278,12 +394,15 @@ def check_stage(nb, stage):
 
 
 def code_cells(nb):
-    """[(1-based cell number, source)] to execute: otter's ignored cells and the export cell left out."""
+    """[(number among the code cells, from 1; source)] to execute: otter's ignored cells and the export cell left out.
+
+    Numbered among code cells only, as a student counts them: markdown cells in between do not count.
+    """
     import ast
 
     cells = []
-    for number, cell in enumerate(nb.cells, start=1):
-        if cell.cell_type != "code" or not cell.source.strip():
+    for number, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
+        if not cell.source.strip():
             continue
         meta = cell.get("metadata", {})
         if "otter_ignore" in meta.get("tags", []) or (meta.get("otter") or {}).get("ignore"):
@@ -309,12 +428,15 @@ def seed_for(base, digest):
 
 @dataclass
 class Settings:
-    """Per-batch limits: notebook and per-question probe seconds, memory cap in bytes, seed base."""
+    """Per-batch limits: notebook and per-question probe seconds, caps per submission, seed base, namespaces."""
 
     timeout: float
     probe_timeout: float
-    memory: int
+    memory: int  # bytes, for all of a submission's processes together (and RLIMIT_AS for each)
     seed: int
+    disk: int = DISK  # bytes, for all its files together
+    processes: int = PROCESSES
+    namespaces: bool | None = None  # None: where the machine allows; False: never; True: required
 
 
 def default_timeout(stage):
@@ -324,17 +446,20 @@ def default_timeout(stage):
     return max(60.0, 5 * stage.solution_seconds + 30)
 
 
-def parse_size(text):
+def parse_size(text, option="--memory"):
     """'4G', '512M', '1.5g' or a number of bytes -> bytes."""
     m = re.fullmatch(r"\s*([\d.]+)\s*([kKmMgG]?)i?[bB]?\s*", str(text))
     if not m:
-        raise ValueError(f"--memory {text!r}: expected a size such as 4G or 512M")
+        raise ValueError(f"{option} {text!r}: expected a size such as 4G or 512M")
     return int(float(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": GIB}[m.group(2).lower()])
 
 
 def grade(paths, stage, out_dir, *, workers=None, timeout=None, memory=None, seed=0, force=False,
-          zips=ZIPS, progress=None):
-    """Grade the submissions at `paths` for `stage` into `out_dir`; return their results in file order."""
+          zips=ZIPS, progress=None, disk=None, processes=None, namespaces=None):
+    """Grade the submissions at `paths` for `stage` into `out_dir`; return their results in file order.
+
+    namespaces=False grades without Linux namespaces (as SGDKIT_NO_NAMESPACES=1 does); True requires them.
+    """
     import psutil
 
     spec = load_stage(stage, zips)
@@ -342,7 +467,8 @@ def grade(paths, stage, out_dir, *, workers=None, timeout=None, memory=None, see
     workers = max(1, workers or os.cpu_count() or 1)
     timeout = timeout or default_timeout(spec)
     settings = Settings(timeout, max(30.0, timeout / 2),
-                        memory or min(4 * GIB, psutil.virtual_memory().total // workers), seed)
+                        memory or min(4 * GIB, psutil.virtual_memory().total // workers), seed,
+                        disk or DISK, processes or PROCESSES, namespaces)
     out = Path(out_dir)
     for folder in ("results", "feedback"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -351,7 +477,7 @@ def grade(paths, stage, out_dir, *, workers=None, timeout=None, memory=None, see
     results, todo = {}, []
     for sub in subs:
         digest = _sha256(sub.path)
-        old = _read_result(out, sub.file)
+        old = read_result(out, sub.file)
         if not force and old and old.get("sha256") == digest and old.get("grader") == grader_id:
             results[sub.file] = old
         else:
@@ -365,9 +491,7 @@ def grade(paths, stage, out_dir, *, workers=None, timeout=None, memory=None, see
             for future in as_completed(futures):
                 result = future.result()
                 result["grader"] = grader_id
-                _write_atomic(out / "results" / (_flat(result["file"]) + ".json"),
-                              json.dumps(result, indent=1, ensure_ascii=False))
-                _write_atomic(out / "feedback" / (_flat(result["file"]) + ".md"), feedback(result, spec))
+                save_result(out, result, spec)  # a write that fails is this row's status, not the batch's end
                 results[result["file"]] = result
                 bar.advance(result)
         except BaseException:
@@ -385,36 +509,12 @@ def _sha256(path):
     """Hex digest of a file's bytes, read in chunks; '' if it cannot be read (grading then says why)."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
-    except OSError:
+    except (OSError, Rejected):
         return ""
     return digest.hexdigest()
-
-
-def _flat(file):
-    """A results/feedback file name for a grades.csv name (folders of duplicates become %2F)."""
-    return quote(file, safe=" ()[]{}-_.,'+@=~#&!")
-
-
-def _read_result(out, file):
-    try:
-        return json.loads((out / "results" / (_flat(file) + ".json")).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _write_atomic(path, text):
-    """Write via a temp file and rename, so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 class Batch:
@@ -427,13 +527,24 @@ class Batch:
         self.children = set()
         self.lock = threading.Lock()
         self.stopping = False
-        self.isolation = isolation()
+        self.mode = isolation.detect(settings.namespaces)
+        self.uids = set()  # the kernels' uids of this batch, when the grader is root
         # The clean interpreter's view of watched functions; the kernel's must match.
         self.reference = fingerprints(WATCHED)
         self.watched = WATCHED
 
     def __enter__(self):
         self.root = Path(tempfile.mkdtemp(prefix="sgdkit-grade-"))
+        if self.mode.root:  # kernels of their own uids may pass through to their 0700 workdir, never list it
+            os.chmod(self.root, 0o711)
+            if not self.mode.prefix and not isolation.reachable(str(self.root.parent)):
+                os.rmdir(self.root)
+                raise ValueError(f"the temp folder {self.root.parent} is closed to other users, so kernels running "
+                                 "as their own uids could not reach their folders; set TMPDIR to one that is not, "
+                                 "such as /tmp")
+        self.mode.cgroups = isolation.Cgroups.create()
+        self.note = self.mode.describe()  # in every result's notes
+        print(f"sgdkit grade: {self.note}", file=sys.stderr)
         self.fonts = threading.Thread(target=self._font_cache, daemon=True)
         self.fonts.start()
         return self
@@ -450,6 +561,10 @@ class Batch:
     def __exit__(self, *exc):
         self.stop()
         self.fonts.join(timeout=30)
+        if self.mode.cgroups:
+            self.mode.cgroups.close()
+        for uid in self.uids:  # the workers' own sweeps may have been cut short by Ctrl-C
+            isolation.sweep(uid)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def stop(self):
@@ -474,6 +589,8 @@ class Batch:
         return result
 
     def _grade(self, sub, result):
+        from .sandbox import changed_files
+
         spec = self.spec
         try:
             nb_bytes = read_notebook(sub.path)
@@ -489,11 +606,13 @@ class Batch:
         workdir = Path(tempfile.mkdtemp(dir=self.root))
         try:
             run = self.run_sandbox(workdir, nb_bytes, code_cells(nb), inputs)
-            run.changed = changed_files(workdir, spec)
+            files = next((e for e in run.events if e.get("event") == "files"), None)
+            # The sandbox checks the copy the kernel saw; without its word, the folder we can see.
+            run.changed = (files.get("changed") or []) if files else changed_files(str(workdir), expected_files(spec))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             shutil.rmtree(str(workdir) + ".root", ignore_errors=True)
-        return {"seed": seed, **judge_run(spec, run, inputs, self.reference, self.isolation[1] + notes,
+        return {"seed": seed, **judge_run(spec, run, inputs, self.reference, [self.note] + notes,
                                           self.settings.memory)}
 
     def run_sandbox(self, workdir, nb_bytes, cells, inputs):
@@ -512,34 +631,48 @@ class Batch:
                 shutil.copy(cache, workdir / ".sgdkit" / "matplotlib")
         job = {
             "workdir": str(workdir), "cells": cells, "timeout": settings.timeout,
-            "probe_timeout": settings.probe_timeout, "questions": spec.questions, "inputs": inputs,
-            "stage": spec.name, "checks": spec.checks_files, "package": f"_sgdkit_checks_{os.urandom(6).hex()}",
+            "probe_timeout": settings.probe_timeout, "probes": spec.probes(inputs),
+            "probe_files": spec.probe_files(), "probe_module": spec.probe_module,
+            "package": f"_sgdkit_probe_{os.urandom(6).hex()}",
             "loader_source": _source(sandbox.load_package), "fingerprint_source": _source(sandbox.fingerprints),
-            "watched": self.watched, "public": {q: spec.test_source(q) for q in spec.questions},
-            "memory": settings.memory, "cpu": int(self.hard_limit()) + 60,
-            "namespaces": self.isolation[0] is not None, "newroot": str(workdir) + ".root",
+            "watched": self.watched, "public": {q: spec.public_source(q) for q in spec.questions},
+            "memory": settings.memory, "cpu": int(self.hard_limit()) + 60, "disk": settings.disk,
+            "processes": settings.processes, "namespaces": self.mode.prefix is not None,
+            "newroot": str(workdir) + ".root", "expected": expected_files(spec),
         }
         os.mkdir(job["newroot"])  # a mount point inside the sandbox's own namespace only
-        cmd = (self.isolation[0] or []) + [sys.executable, "-I", sandbox.__file__]
+        cmd = (self.mode.prefix or []) + [sys.executable, "-I", sandbox.__file__]
         run = Run(cells=dict(cells))
-        with self.lock:  # so stop() either sees this child or prevents it
-            if self.stopping:
-                run.events.append({"event": "sandbox_error", "error": "grading was interrupted"})
-                return run
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    cwd=workdir, env=_sandbox_env(), start_new_session=True)
-            self.children.add(proc)
+        if self.mode.root:  # the kernel's uid: this submission's alone
+            with self.lock:
+                job["uid"] = isolation.new_uid(self.uids)
+                self.uids.add(job["uid"])
+        cgroups = self.mode.cgroups.submission(settings.memory, settings.processes) if self.mode.cgroups else {}
+        job["cgroups"] = sorted(set(cgroups.values()))  # the sandbox joins them first thing
         try:
+            with self.lock:  # so stop() either sees this child or prevents it
+                if self.stopping:
+                    run.events.append({"event": "sandbox_error", "error": "grading was interrupted"})
+                    return run
+                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        cwd=workdir, env=_sandbox_env(), start_new_session=True)
+                self.children.add(proc)
             try:
                 out, err = proc.communicate(json.dumps(job).encode(), timeout=self.hard_limit())
             except subprocess.TimeoutExpired:
                 run.killed = True
                 kill_tree(proc)
                 out, err = proc.communicate()
-        finally:
-            kill_tree(proc)
-            with self.lock:
-                self.children.discard(proc)
+            finally:
+                kill_tree(proc)
+                with self.lock:
+                    self.children.discard(proc)
+        finally:  # nothing of this submission outlives it: processes, cgroups, IPC objects, temp files
+            if cgroups:
+                run.oom_kills = self.mode.cgroups.oom_kills(cgroups)
+                self.mode.cgroups.remove(cgroups)
+            if "uid" in job:
+                isolation.sweep(job["uid"])
         run.stderr = err.decode("utf-8", "replace")[-2000:]
         run.returncode = proc.returncode
         for line in out.decode("utf-8", "replace").splitlines():
@@ -568,21 +701,10 @@ def _sandbox_env():
     return {k: v for k, v in os.environ.items() if k in keep}
 
 
-@cache
-def isolation():
-    """(command prefix or None, notes): sandboxes get new mount, network and pid namespaces where possible."""
-    flags = ["-mn"] if os.geteuid() == 0 else ["-rmn"]  # without root, a user namespace grants the rest
-    prefix = ["unshare", *flags, "--pid", "--fork", "--kill-child", "--mount-proc", "--"]
-    if shutil.which("unshare"):
-        try:
-            if subprocess.run(prefix + ["true"], capture_output=True, timeout=30).returncode == 0:
-                return prefix, []
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    note = ("no namespaces here (unshare failed): submissions ran with network access "
-            "and could read this machine's files")
-    print(f"sgdkit grade: warning: {note}", file=sys.stderr)
-    return None, [note]
+def expected_files(spec):
+    """{relative path: [size, sha256]} of the library files the workdir starts with (for the tamper check)."""
+    return {f"match/{rel}": [len(data), hashlib.sha256(data).hexdigest()]
+            for rel, data in spec.folder("files/match/").items()}
 
 
 def kill_tree(proc):
@@ -620,34 +742,7 @@ class Run:
     killed: bool = False
     changed: list = field(default_factory=list)
     cells: dict = field(default_factory=dict)  # cell number -> source, for messages
-
-
-def changed_files(workdir, spec):
-    """Files the run wrote into match/ or tests/ (the working folder's library and tests)."""
-    expected = {f"match/{rel}": data for rel, data in spec.folder("files/match/").items()}
-    changed = [f"{folder}/ was replaced by a link" for folder in ("match", "tests") if (workdir / folder).is_symlink()]
-    for folder in ("match", "tests"):
-        if (workdir / folder).is_symlink():
-            continue
-        for parent, dirs, names in os.walk(workdir / folder):  # never follows symlinks below the top
-            dirs[:] = [d for d in dirs if d != "__pycache__"]
-            for name in names:
-                rel = Path(parent, name).relative_to(workdir).as_posix()
-                if not rel.endswith(".pyc") and not _same_file(Path(parent, name), expected.get(rel)):
-                    changed.append(f"{rel} was {'changed' if rel in expected else 'written'}")
-            if len(changed) > 20:  # enough to say so; a folder of a million files must not stall us
-                return changed
-    return changed + [f"{rel} was deleted" for rel in expected if not (workdir / rel).is_file()]
-
-
-def _same_file(path, data):
-    """Is `path` a regular file (not a link or pipe) holding exactly `data`?"""
-    if data is None:
-        return False
-    info = path.lstat()
-    if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
-        return False
-    return path.read_bytes() == data
+    oom_kills: int = 0  # processes the memory cgroup's OOM killer killed (the total memory cap)
 
 
 # ---------------------------------------------------------------- judging
@@ -657,6 +752,9 @@ def empty_result(file, digest, spec):
     return {"file": file, "sha256": digest, "stage": spec.name, "status": "ok", "seed": None,
             "seconds": 0.0, "questions": {}, "total": 0.0, "possible": 0.0, "percent_correct": 0.0,
             "notes": []}
+
+
+_SCORING = threading.Lock()  # `judged` verdicts are per process: one question is scored at a time
 
 
 def score_question(spec, question, data_by_question, inputs, missing_reason=None, public=None):
@@ -678,7 +776,9 @@ def score_question(spec, question, data_by_question, inputs, missing_reason=None
     test_file = ExceptionTestFile.from_string(spec.test_source(question), path=f"tests/{question}.py")
     public_cases = [tc for tc in test_file.test_cases if not tc.hidden]
     test_file.test_cases = [tc for tc in test_file.test_cases if tc.hidden]  # points live here only
-    test_file.run({"__sgdkit_verdicts__": {question: verdicts}})
+    with _SCORING, spec.checks.judged({question: verdicts}):  # `check` answers from these, in this process only
+        sys.modules["sgdkit_checks"] = spec.checks  # the test cases import it by name; another stage may be loaded
+        test_file.run({})
 
     tests = []
     for tcr in test_file.test_case_results:
@@ -725,6 +825,7 @@ class Reported:
     printed: int = 0
     notes: list = field(default_factory=list)
     sandbox_error: str | None = None
+    done: bool = False  # the sandbox reached its end
 
     @classmethod
     def from_events(cls, events):
@@ -751,7 +852,27 @@ class Reported:
                 got.notes += event.get("notes") or []
             elif kind == "sandbox_error":
                 got.sandbox_error = event.get("error")
+            elif kind == "done":
+                got.done = True
         return got
+
+    def unfinished(self, questions):
+        """Why a run whose notebook finished has no complete record after it, else None.
+
+        Every step after the notebook guards points: a probe its question, the
+        tamper check every question. So when one did not report (the kernel or
+        the sandbox died, or was killed, between steps), nothing counts.
+        """
+        if not self.notebook or self.notebook.get("state") != "done":
+            return None  # the notebook itself did not finish: problems() says why, and nothing was probed
+        silent = [q for q in questions if q not in self.data and q not in self.failed]
+        if silent:
+            return f"the run stopped before {silent[0]} was probed"
+        if self.fingerprints is None:
+            return "the run stopped before the tamper check reported"
+        if not self.done:
+            return "the grader's sandbox stopped before its end"
+        return None
 
 
 def problems(run, got, reference, memory):
@@ -760,11 +881,13 @@ def problems(run, got, reference, memory):
 
     def cell(index):
         first = next((line.strip() for line in run.cells.get(index, "").splitlines() if line.strip()), "")
-        return f"cell {index} ({first[:40]}{'...' if len(first) > 40 else ''})" if first else f"cell {index}"
+        return f"code cell {index} ({first[:40]}{'...' if len(first) > 40 else ''})" if first else f"code cell {index}"
 
     nb = got.notebook or {}
+    # The cgroup's OOM killer killed some of its processes: they went past the total memory cap together.
+    oom = run.oom_kills > 0
     if got.sandbox_error:
-        kind = "memory" if _oom(got.sandbox_error) else "crashed"
+        kind = "memory" if oom or _oom(got.sandbox_error) else "crashed"
         found[kind] = f"the grader's sandbox failed ({got.sandbox_error})"
     elif run.killed:
         where = f" in {cell(got.last_cell)}" if got.last_cell else ""
@@ -777,16 +900,19 @@ def problems(run, got, reference, memory):
             "; it was stopped, later cells were not run" if nb.get("recovered")
             else " and did not stop when interrupted; nothing could be graded")
     elif nb["state"] == "died":
-        found["memory" if _oom(nb.get("stderr", "")) else "crashed"] = \
+        found["memory" if oom or _oom(nb.get("stderr", "")) else "crashed"] = \
             f"the kernel {nb.get('how')} in {cell(nb['index'])}; nothing could be graded"
     memory_errors = [e for e in got.cell_errors if e.get("ename") == "MemoryError"]
     if memory_errors:
         found.setdefault("memory", f"{cell(memory_errors[0]['index'])} ran out of memory (limit {_size(memory)})")
+    if oom:
+        found.setdefault("memory", f"its processes together went past the memory cap ({_size(memory)}); "
+                                   f"{run.oom_kills} of them were killed")
     for question, event in got.failed.items():
         if event.get("status") == "timeout":
             found.setdefault("timeout", f"probing {question} took longer than {event['limit']:g} s; it scores 0")
         elif event.get("status") == "died":
-            found.setdefault("crashed", f"{event['reason']} while {question} was probed")
+            found.setdefault("memory" if oom else "crashed", f"{event['reason']} while {question} was probed")
     if got.printed > MAX_PRINTED:
         found["output-limit"] = f"the notebook printed {_size(got.printed)}; everything past 1 MB was dropped"
     if got.cell_errors:
@@ -806,14 +932,17 @@ def judge_run(spec, run, inputs, reference, notes, memory=None):
     """Status, per-question scores and totals from what the sandbox reported."""
     got = Reported.from_events(run.events)
     found = problems(run, got, reference, memory)
+    unfinished = got.unfinished(spec.questions)
+    if unfinished:
+        found.setdefault("crashed", f"{unfinished}, so no question can be scored")
     notes = list(notes) + got.notes + [f"{kind}: {text}" for kind, text in found.items()]
-    if got.fingerprints is None and got.notebook:
-        notes.append("the tamper check did not run (the kernel did not get that far)")
 
     questions = {}
     for q in spec.questions:
         if "tampered" in found:
             reason = "tampered: " + found["tampered"]
+        elif unfinished:
+            reason = f"not scored: {unfinished}"
         elif q in got.data:
             reason = None
         elif q in got.failed:
@@ -844,97 +973,7 @@ def _size(n):
 
 
 # ---------------------------------------------------------------- outputs
-
-
-def _number(x):
-    x = float(x)
-    return str(int(x)) if x == int(x) else f"{x:.4g}"
-
-
-def write_grades(path, spec, results):
-    """grades.csv: file, one column per autograded question (notebook order), total, percent_correct, status."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", *spec.questions, "total", "percent_correct", "status"])
-    for r in results:
-        points = [_number(r["questions"].get(q, {}).get("points", 0)) for q in spec.questions]
-        writer.writerow([r["file"], *points, _number(r["total"]), _number(r["percent_correct"]), r["status"]])
-    _write_atomic(path, buffer.getvalue())
-
-
-def feedback(result, spec):
-    """The student's feedback: points per question, public test messages, hints for hidden checks."""
-    status = result["status"]
-    lines = [f"# Feedback on {result['file']} ({spec.name})", "",
-             f"**Total: {_number(result['total'])} / {_number(result['possible'])} points "
-             f"({_number(result['percent_correct'])}%)**", ""]
-    if status != "ok":
-        lines += [f"Grading note: {status}", ""]
-    if status.startswith(("invalid:", "wrong-stage:", "tampered:")):
-        # Nothing was checked (or nothing counts): hints would only mislead.
-        lines += ["No question could be graded, so every question scores 0. "
-                  "Fix the problem above and ask your instructor how to resubmit.", ""]
-        return "\n".join(lines)
-    for q in spec.questions:
-        outcome = result["questions"].get(q)
-        if outcome is None:
-            continue
-        lines += [f"## {q}: {_number(outcome['points'])} / {_number(outcome['possible'])}", ""]
-        failing = [t for t in outcome["tests"] if not t["passed"]]
-        for test in failing:
-            if test["hidden"]:
-                lines.append(f"- Hidden check `{test['name']}` ({_number(test['points'])} pt) failed: "
-                             f"{test.get('hint', '')}")
-                continue
-            message = (test.get("message") or "").strip()
-            if "\n" not in message:
-                lines.append(f"- Public test `{test['name']}`: {message}")
-            else:
-                lines += [f"- Public test `{test['name']}` failed:", "", "  ```",
-                          *[f"  {line}" for line in message.splitlines()], "  ```"]
-        lines += [] if failing else ["All checks passed."]
-        lines.append("")
-    if spec.manual:
-        lines += [f"Questions graded by hand, not included above: {', '.join(spec.manual)}.", ""]
-    return "\n".join(lines)
-
-
-def summary_line(results, out):
-    kinds = {}
-    for r in results:
-        kind = r["status"].split(":")[0]
-        kinds[kind] = kinds.get(kind, 0) + 1
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: (kv[0] != "ok", kv[0])))
-    return f"Graded {len(results)} submission(s): {counts or 'none'}. Grades: {out / 'grades.csv'}"
-
-
-class Progress:
-    """A plain text progress bar on a terminal; silent otherwise."""
-
-    def __init__(self, total, done, enabled=None):
-        self.total, self.done, self.start = total, done, time.monotonic()
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.problems = 0
-        self._draw()
-
-    def advance(self, result):
-        self.done += 1
-        self.problems += result["status"] != "ok"
-        self._draw()
-
-    def _draw(self):
-        if not self.enabled or not self.total:
-            return
-        width = 30
-        filled = int(width * self.done / self.total)
-        elapsed = time.monotonic() - self.start
-        sys.stderr.write(f"\rgrading [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-                         f"  {self.problems} not ok  {elapsed:.0f} s ")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled and self.total:
-            sys.stderr.write("\n")
+# grades.csv, feedback Markdown and the progress bar: see outputs.py.
 
 
 # ---------------------------------------------------------------- docker

@@ -7,7 +7,6 @@ each question's pass rate, the tests failed most often with their hints, tests
 nobody or everybody passed, and the submissions that could not be graded fully.
 """
 import base64
-import csv
 import html
 import io
 import json
@@ -16,6 +15,8 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .outputs import read_csv
 
 # How many of the most-failed tests a stage lists.
 TOP_FAILED = 10
@@ -60,10 +61,8 @@ def load_graded(where):
     csv_path = where if where.suffix == ".csv" else where / "grades.csv"
     if not csv_path.is_file():
         raise ValueError(f"{csv_path} does not exist: is {folder} an `sgdkit grade --out` folder?")
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        rows = list(reader)
+    # read_csv undoes the CSV-injection guard, so a row's file is the name its results JSON holds.
+    columns, rows = read_csv(csv_path)
     fixed = {"file", "total", "percent_correct", "status"}
     if not fixed <= set(columns):
         raise ValueError(f"{csv_path} has columns {columns}; expected file, questions, total, percent_correct, status")

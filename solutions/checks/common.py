@@ -1,4 +1,4 @@
-"""What every stage's checks share: student exceptions as text, CS231n relative error, judging part by part."""
+"""What every stage's judges share: CS231n relative error, central differences, judging part by part."""
 import numpy as np
 
 
@@ -6,18 +6,11 @@ class Failed(Exception):
     """A part failed; the message says why, for the instructor."""
 
 
-def describe(exc):
-    """'ExcType: message', kept short whatever the student's exception holds."""
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<unprintable>"
-    return f"{type(exc).__name__}: {message}"[:300]
-
-
 def rel_error(a, b):
-    """CS231n relative error: max over entries of |a - b| / max(1e-8, |a| + |b|)."""
+    """CS231n relative error: max over entries of |a - b| / max(1e-8, |a| + |b|); inf if either holds inf or nan."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("inf")  # every comparison with nan is False: it must never pass a tolerance
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
 
 
@@ -36,8 +29,14 @@ def numerical_gradient(f, x, h=1e-5):
     return grad
 
 
-def judge_parts(parts, data, judge_part):
-    """{part: None if judge_part(part) passed, else a short failure message}."""
+def judge_parts(parts, data, judge_part, gates=None):
+    """{part: None if judge_part(part) passed, else a short failure message}.
+
+    gates {part: value part}: a part that checks a side condition passes only
+    when its value part passes too, so an answer that does nothing (returns
+    its input, a copy, an object of the right type) earns nothing for it
+    (docs/authoring.md, "Partial credit").
+    """
     verdicts = {}
     for part in parts:
         try:
@@ -50,4 +49,7 @@ def judge_parts(parts, data, judge_part):
         except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
             # Data of the wrong form fails the part instead of crashing the grader.
             verdicts[part] = f"malformed probe data: {type(exc).__name__}: {exc}"
+    for part, value in (gates or {}).items():
+        if verdicts[part] is None and verdicts[value] is not None:
+            verdicts[part] = f"passes only with the values right, and {value} failed: {verdicts[value]}"
     return verdicts

@@ -1,20 +1,18 @@
-"""Stage 02-descent: split_dataset and standardize, and the three descent loops.
+"""Stage 02-descent judges: split_dataset and standardize, and the three descent loops.
 
-The loops are probed with a recording model: a linear layer that logs, at
-every forward pass, which training or validation rows it saw and the values of
-its parameters. The judge rebuilds from that log what the loop did (the
+The loops are probed (probes/descent.py) with a recording model: a linear layer
+that logs, at every forward pass, which training or validation rows it saw and
+the values of its parameters. The judge rebuilds from that log what the loop did (the
 parameters change only in an update, so an update is whatever happened
 between two forward passes with different parameters), then replays every
 update with numpy. Only properties are checked, never one random stream, so
-any correct way of shuffling and batching passes.
+any correct way of shuffling and batching passes. Nothing in this module is
+ever sent to the kernel.
 """
-import contextlib
-import math
-import random
-
 import numpy as np
 
-from .common import Failed, describe, judge_parts, rel_error
+from .common import Failed, judge_parts, rel_error
+from .probes.descent import FUNCTIONS
 
 
 QUESTIONS = {
@@ -61,13 +59,20 @@ QUESTIONS["minibatch_sgd"] = {
     **_LOOP_PARTS,
 }
 
-# The function a question's answer defines in the notebook.
-FUNCTIONS = {
-    "batch_gd": "batch_gradient_descent",
-    "sgd": "stochastic_gradient_descent",
-    "minibatch_sgd": "minibatch_sgd",
-}
+# The three loops build on none of each other (CONTRACT.md section 2): no stand-ins.
+PREREQUISITES = {question: [] for question in QUESTIONS}
 TOLERANCE = 1e-7  # float64 replays of the same arithmetic agree far closer than this
+
+# {question: {side-condition part: the value part it needs}} (common.judge_parts):
+# standardize's inputs back, or copies of them, keep y and the inputs unchanged
+# but earn nothing for it.
+GATES = {"prepare": {"targets": "train_stats", "unchanged": "train_stats"}}
+
+# The runs whose every update is rebuilt and replayed. They differ in all that
+# a correct loop must not depend on: the loss function, the learning rate, the
+# number of features and examples, the batch size and the number of epochs.
+REPLAYED = ("main", "alt")
+MSE = {"scale": 1.0, "shift": 0.0}
 
 
 # Inputs: chosen by the grader, plain JSON
@@ -80,22 +85,28 @@ def make_inputs(question, seed):
         return _prepare_inputs(rng)
     if question not in FUNCTIONS:
         raise KeyError(f"stage 02-descent has no question {question!r}")
-    # N is never a multiple of the batch size, so the last batch is a partial one.
+    # N is never a multiple of a batch size, so the last batch is a partial one.
     n, batch_size = int(rng.choice([13, 14])), int(rng.choice([4, 5]))
-    seeds = [int(s) for s in rng.choice(10**6, size=4, replace=False)]
-    small = _regression(rng, n, 5)
+    n_alt, batch_alt = int(rng.choice([10, 11])), int(rng.choice([3, 6]))
+    seeds = [int(s) for s in rng.choice(10**6, size=5, replace=False)]
+    small, alt = _regression(rng, n, 5), _regression(rng, n_alt, 4, d=3)
     # Unusual values, passed by keyword, so a loop must use the ones it is given.
-    lr = float(np.round(rng.uniform(0.06, 0.14), 4))
-    epochs = int(rng.choice([3, 4]))
-    runs = [{"name": "main", "seed": seeds[0], "global_seed": seeds[2], "num_epochs": epochs}]
+    lr, lr_alt, scale, shift = (float(np.round(rng.uniform(low, high), 4))
+                                for low, high in ((0.06, 0.14), (0.15, 0.25), (0.3, 0.7), (0.2, 0.5)))
+    # The alt run's loss is not MSE, and swapping yhat and y changes it.
+    skewed = {"scale": scale, "shift": shift * float(rng.choice([-1.0, 1.0]))}
+    main = {"data": "small", "learning_rate": lr, "batch_size": batch_size, "loss": MSE}
+    runs = [
+        {"name": "main", "seed": seeds[0], "global_seed": seeds[2], "num_epochs": int(rng.choice([3, 4])), **main},
+        {"name": "alt", "data": "alt", "seed": seeds[4], "global_seed": seeds[3],
+         "num_epochs": int(rng.choice([2, 3])), "learning_rate": lr_alt, "batch_size": batch_alt, "loss": skewed},
+    ]
     if question != "batch_gd":
         # Two epochs are enough to compare the order of the examples with the main run's.
         runs += [
-            {"name": "same_seed", "seed": seeds[0], "global_seed": seeds[3], "num_epochs": 2},
-            {"name": "other_seed", "seed": seeds[1], "global_seed": seeds[2], "num_epochs": 2},
+            {"name": "same_seed", "seed": seeds[0], "global_seed": seeds[3], "num_epochs": 2, **main},
+            {"name": "other_seed", "seed": seeds[1], "global_seed": seeds[2], "num_epochs": 2, **main},
         ]
-    for run in runs:
-        run.update(data="small", learning_rate=lr, batch_size=batch_size)
     # The long run checks convergence. Its training inputs are whitened, so the
     # loss's curvature is 2I: batch GD with learning rate 0.6 shrinks the error
     # 5-fold every update, and a loop that updates with anything but the fresh
@@ -104,8 +115,8 @@ def make_inputs(question, seed):
         "batch_gd": (40, 0.6, 10, 40), "sgd": (24, 0.03, 6, 1), "minibatch_sgd": (40, 0.25, 12, 8),
     }[question]
     runs.append({"name": "long", "data": "long", "seed": seeds[1], "global_seed": seeds[3],
-                 "learning_rate": lr_long, "num_epochs": epochs_long, "batch_size": batch_long})
-    return {"small": small, "long": _regression(rng, n_long, 20, whiten=True), "runs": runs}
+                 "learning_rate": lr_long, "num_epochs": epochs_long, "batch_size": batch_long, "loss": MSE})
+    return {"small": small, "alt": alt, "long": _regression(rng, n_long, 20, whiten=True), "runs": runs}
 
 
 def _regression(rng, n_train, n_valid, d=2, whiten=False):
@@ -158,220 +169,6 @@ def _prepare_inputs(rng):
     return {"split": split, "standardize": standardize}
 
 
-# Stand-ins: while one loop is probed, these replace the student's other two,
-# so a loop that calls another (SGD as minibatch_sgd with batch_size 1, say)
-# loses points only for its own bugs.
-
-
-def _descend(model, loss_fn, train, valid, learning_rate, num_epochs, batch_size, rng):
-    order = list(range(len(train)))
-    train_losses, valid_losses = [], []
-    for _ in range(num_epochs):
-        if rng is not None:
-            rng.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            X, y = train[order[start:start + batch_size]]
-            loss = loss_fn(model(X), y)
-            model.zero_grad()
-            loss.backward()
-            for p in model.parameters():
-                p.data = p.data - learning_rate * p.grad
-            train_losses.append(loss.item())
-        X, y = valid[list(range(len(valid)))]
-        valid_losses.append(loss_fn(model(X), y).item())
-    return train_losses, valid_losses
-
-
-def _batch_gd(model, loss_fn, train, valid, learning_rate, num_epochs):
-    return _descend(model, loss_fn, train, valid, learning_rate, num_epochs, len(train), None)
-
-
-def _sgd(model, loss_fn, train, valid, learning_rate, num_epochs, rng):
-    return _descend(model, loss_fn, train, valid, learning_rate, num_epochs, 1, rng)
-
-
-def _minibatch_sgd(model, loss_fn, train, valid, learning_rate, num_epochs, batch_size, rng):
-    return _descend(model, loss_fn, train, valid, learning_rate, num_epochs, batch_size, rng)
-
-
-_STAND_INS = {"batch_gd": _batch_gd, "sgd": _sgd, "minibatch_sgd": _minibatch_sgd}
-_MISSING = object()
-
-
-@contextlib.contextmanager
-def _stand_ins(question, namespaces):
-    """The other loops' names bound to stand-ins in every namespace; restored after."""
-    saved = []
-    try:
-        for namespace in namespaces:
-            for other, stand_in in _STAND_INS.items():
-                if other != question:
-                    name = FUNCTIONS[other]
-                    saved.append((namespace, name, namespace.get(name, _MISSING)))
-                    namespace[name] = stand_in
-        yield
-    finally:
-        for namespace, name, old in reversed(saved):
-            if old is _MISSING:
-                namespace.pop(name, None)
-            else:
-                namespace[name] = old
-
-
-# Probe: runs the student's code; no numpy, every student error becomes data
-
-
-def probe(question, env, inputs):
-    """Run the student's answer to `question` on `inputs`; plain JSON data back."""
-    state = random.getstate()  # the probe seeds the global state; the notebook's is put back
-    try:
-        match = env.get("match")
-        if match is None:
-            import match
-        if question == "prepare":
-            return _probe_prepare(env, match, inputs)
-        fn = env.get(FUNCTIONS[question])
-        if not callable(fn):
-            return {"error": f"NameError: the notebook defines no function {FUNCTIONS[question]}"}
-        namespaces = [env] + ([fn.__globals__] if getattr(fn, "__globals__", env) is not env else [])
-        with _stand_ins(question, namespaces):
-            return {"runs": [_run_loop(question, fn, match, inputs, run) for run in inputs["runs"]]}
-    except Exception as exc:
-        return {"error": describe(exc)}
-    finally:
-        random.setstate(state)
-
-
-def _dataset(match, part):
-    return match.data.Dataset(match.mat(part["X"]), match.mat(part["y"]))
-
-
-def _float(value):
-    """A float for JSON: None stands for inf or nan."""
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _recorder(match, init, ids, log):
-    """A one-output Linear model that logs [row ids, parameters] at every forward pass."""
-
-    class Recorder(match.nn.Module):
-        def __init__(self):
-            self.linear = match.nn.Linear(len(init["W"]), 1)
-            self.linear.W.data = match.List2D(len(init["W"]), 1, init["W"])
-            self.linear.b.data = match.List2D(1, 1, init["b"])
-
-        def forward(self, x):
-            log.append([[ids.get(tuple(row), -1) for row in x.data.vals], self.values()])
-            return self.linear(x)
-
-        def parameters(self):
-            return self.linear.parameters()
-
-        def values(self):
-            return [_float(v) for p in self.parameters() for row in p.data.vals for v in row]
-
-    return Recorder()
-
-
-def _mse(yhat, y):
-    """Mean squared error, from graph ops only (nothing the student wrote)."""
-    diff = yhat - y
-    return (diff * diff).sum() * (1.0 / (yhat.nrow * yhat.ncol))
-
-
-def _run_loop(question, fn, match, inputs, run):
-    data = inputs[run["data"]]
-    rows = data["train"]["X"] + data["valid"]["X"]
-    ids = {tuple(row): i for i, row in enumerate(rows)}
-    log = []
-    model = _recorder(match, data["init"], ids, log)
-    kwargs = {
-        "model": model,
-        "loss_fn": _mse,
-        "train": _dataset(match, data["train"]),
-        "valid": _dataset(match, data["valid"]),
-        "learning_rate": run["learning_rate"],
-        "num_epochs": run["num_epochs"],
-    }
-    if question == "minibatch_sgd":
-        kwargs["batch_size"] = run["batch_size"]
-    if question != "batch_gd":
-        kwargs["rng"] = random.Random(run["seed"])
-    random.seed(run["global_seed"])
-    result = {"error": None}
-    try:
-        result["returned"] = _returned(fn(**kwargs))
-    except Exception as exc:
-        result["error"] = describe(exc)
-    result["final"] = model.values()
-    if run["data"] == "small":  # the long run is judged on its final parameters alone
-        result["forwards"] = log
-    return result
-
-
-def _returned(value):
-    """[train_losses, valid_losses] as lists of floats, or a string saying what was returned."""
-    try:
-        train_losses, valid_losses = value
-        lists = [list(train_losses), list(valid_losses)]
-    except Exception:
-        return f"returned {type(value).__name__}, not (train_losses, valid_losses)"
-    for losses in lists:
-        for loss in losses:
-            if isinstance(loss, bool) or not isinstance(loss, (int, float)):
-                return f"a loss is a {type(loss).__name__}, not a float (use loss.item())"
-    return [[_float(loss) for loss in losses] for losses in lists]
-
-
-def _probe_prepare(env, match, inputs):
-    return {"split": _probe_split(env, match, inputs["split"]),
-            "standardize": _probe_standardize(env, match, inputs["standardize"])}
-
-
-def _probe_split(env, match, inputs):
-    split_dataset = env.get("split_dataset")
-    ids = {tuple(row): i for i, row in enumerate(inputs["X"])}
-    y_ids = {row[0]: i for i, row in enumerate(inputs["y"])}
-    results = []
-    for case in inputs["cases"]:
-        dataset = _dataset(match, inputs)
-        random.seed(case["global_seed"])
-        try:
-            parts = split_dataset(dataset, tuple(case["fractions"]), random.Random(case["seed"]))
-            results.append([[[ids.get(tuple(row), -1) for row in part.X.data.vals],
-                             [y_ids.get(row[0], -1) for row in part.y.data.vals]] for part in parts])
-        except Exception as exc:
-            results.append(describe(exc))
-    return results
-
-
-def _probe_standardize(env, match, inputs):
-    standardize = env.get("standardize")
-    parts = [inputs["train"]] + inputs["others"]
-    result = {}
-    for name, count in (("all", len(parts)), ("train_only", 1)):
-        given = [_dataset(match, part) for part in parts[:count]]  # fresh, whatever the last call did
-        matrices = [(d.X, d.y) for d in given]
-        try:
-            out = standardize(*given)
-            result[name] = [{"X": _rows(d.X), "y": _rows(d.y)} for d in out]
-        except Exception as exc:
-            result[name] = describe(exc)
-        if name == "all":  # unchanged: the same Matrix objects, holding the same values
-            try:
-                result["inputs_after"] = [{"same_objects": d.X is X and d.y is y, "X": _rows(X), "y": _rows(y)}
-                                          for d, (X, y) in zip(given, matrices)]
-            except Exception as exc:
-                result["inputs_after"] = describe(exc)
-    return result
-
-
-def _rows(m):
-    """The values of a Matrix as rows of floats (None for inf or nan)."""
-    return [[_float(v) for v in row] for row in m.data.vals]
-
-
 # Judge: pure numpy on the probe's data, no student objects
 
 
@@ -383,7 +180,7 @@ def judge(question, inputs, data):
         else:
             _judge_loop(question, part, inputs, data)
 
-    return judge_parts(QUESTIONS[question], data, one)
+    return judge_parts(QUESTIONS[question], data, one, GATES.get(question))
 
 
 # prepare
@@ -500,7 +297,7 @@ _PREPARE = {
 # The loops: rebuild the timeline of updates and validation passes from the log
 
 
-def _timeline(forwards, final, init, train, lr):
+def _timeline(forwards, final, init, train, spec):
     """(updates, validations, odd) rebuilt from the forward-pass log.
 
     An update is a change of the parameters between two logged moments. Its
@@ -515,7 +312,7 @@ def _timeline(forwards, final, init, train, lr):
     params, seen, valid_rows, last = init, [], [], None
     for rows, values in forwards + [[None, final]]:
         if values != params:
-            updates.append({"batch": _batch(seen, params, values, train, lr), "before": params,
+            updates.append({"batch": _batch(seen, params, values, train, spec), "before": params,
                             "after": values, "validation_only": bool(valid_rows) and not seen})
             params, seen, valid_rows, last = values, [], [], "update"
         if rows is None:
@@ -536,49 +333,58 @@ def _timeline(forwards, final, init, train, lr):
     return updates, validations, odd
 
 
-def _batch(seen, before, after, train, lr):
+def _batch(seen, before, after, train, spec):
     """The rows of the update from `before` to `after`, among the training forwards `seen`."""
     union = [i for rows in seen for i in rows]
     if len(seen) > 1 and _finite(before) and _finite(after):
         for rows in reversed(seen):
-            if rel_error(after, _step(train, rows, before, lr)) <= TOLERANCE:
+            if rel_error(after, _step(train, rows, before, spec)) <= TOLERANCE:
                 return rows
     return union
 
 
-def _step(train, rows, params, lr):
-    """The parameters after one reference update on the training rows `rows`."""
+def _step(train, rows, params, spec):
+    """The parameters after one reference update of run `spec` on the training rows `rows`."""
     X, y = train
-    _, grad = _loss_and_grad(X[rows], y[rows], params)
-    return np.array(params, dtype=float) - lr * grad
+    _, grad = _loss_and_grad(X[rows], y[rows], params, spec["loss"])
+    return np.array(params, dtype=float) - spec["learning_rate"] * grad
 
 
 def _judge_loop(question, part, inputs, data):
-    run = {spec["name"]: (spec, got) for spec, got in zip(inputs["runs"], data["runs"])}
+    runs = {spec["name"]: (spec, got) for spec, got in zip(inputs["runs"], data["runs"])}
     if part == "converges":
-        return _judge_converges(inputs, *run["long"])
-    spec, got = run["main"]
+        return _judge_converges(inputs, *runs["long"])
+    for name in REPLAYED:
+        try:
+            _judge_run(question, part, inputs, runs, name)
+        except Failed as failure:
+            raise Failed(f"{name} run: {failure}") from None
+
+
+def _judge_run(question, part, inputs, runs, name):
+    """Judge `part` on the replayed run `name`; the main run also compares its order with other seeds'."""
+    spec, got = runs[name]
     if got["error"]:
         raise Failed(f"the loop raised {got['error']}")
-    small = inputs["small"]
-    n = len(small["train"]["X"])
-    init = _flat(small["init"])
-    train = _arrays(small["train"])
-    updates, validations, odd = _timeline(got["forwards"], got["final"], init, train, spec["learning_rate"])
+    problem = inputs[spec["data"]]
+    n = len(problem["train"]["X"])
+    init = _flat(problem["init"])
+    train = _arrays(problem["train"])
+    updates, validations, odd = _timeline(got["forwards"], got["final"], init, train, spec)
     if odd:
         raise Failed(f"a forward pass saw rows that are not all training or all validation rows: {odd[0]}")
     training = [u for u in updates if not u["validation_only"]]
     if part == "step":
-        _judge_steps(training, train, spec["learning_rate"])
+        _judge_steps(training, train, spec)
     elif part == "train_losses":
-        _judge_train_losses(training, got["returned"], train)
+        _judge_train_losses(training, got["returned"], train, spec)
     elif part == "valid_losses":
-        _judge_valid_losses(updates, validations, got["returned"], small, spec["num_epochs"])
+        _judge_valid_losses(updates, validations, got["returned"], problem, spec)
     else:  # one_batch, one_example or batches; shuffle
         sizes = _batch_sizes(question, n, spec["batch_size"])
         epochs = _epochs(training, sizes, spec["num_epochs"], n)
         if part == "shuffle":
-            _judge_shuffle(epochs, run, init, train)
+            _judge_shuffle(epochs, runs if name == "main" else None, init, train)
 
 
 def _batch_sizes(question, n, batch_size):
@@ -606,7 +412,8 @@ def _epochs(training, sizes, num_epochs, n):
     return epochs
 
 
-def _judge_shuffle(epochs, run, init, train):
+def _judge_shuffle(epochs, runs, init, train):
+    """Every epoch a new order (new batches), never dataset order; with `runs`, the main run's seed checks too."""
     n = len(train[0])
     for e, batches in enumerate(epochs):
         if [i for batch in batches for i in batch] == list(range(n)):
@@ -619,12 +426,14 @@ def _judge_shuffle(epochs, run, init, train):
         # Batches of more than one example must be new mixes, not the old ones reordered.
         if len(batches) < n and sorted(map(sorted, batches)) == sorted(map(sorted, before)):
             raise Failed(f"epoch {e + 1} used the same batches as epoch {e}, only reordered")
+    if runs is None:
+        return
 
     def batches_of(name):
-        spec, got = run[name]
+        spec, got = runs[name]
         if got["error"]:
             raise Failed(f"the loop raised {got['error']}")
-        updates, _, _ = _timeline(got["forwards"], got["final"], init, train, spec["learning_rate"])
+        updates, _, _ = _timeline(got["forwards"], got["final"], init, train, spec)
         return [u["batch"] for u in updates if not u["validation_only"]]
 
     main = [b for batches in epochs[:2] for b in batches]
@@ -642,21 +451,24 @@ def _arrays(part):
     return np.array(part["X"], dtype=float), np.array(part["y"], dtype=float)
 
 
-def _loss_and_grad(X, y, params):
-    """MSE of the linear model X @ W + b on (X, y) and its gradient, flat like params."""
+def _loss_and_grad(X, y, params, loss):
+    """The loss of the linear model X @ W + b on (X, y) and its gradient, flat like params.
+
+    `loss` is the probe's loss_fn (probes/descent.py `_loss`): scale * mean((yhat - y + shift) ** 2).
+    """
     d = X.shape[1]
     W, b = np.array(params[:d], dtype=float).reshape(d, 1), float(params[d])
-    residual = X @ W + b - y
-    loss = float(np.mean(residual**2))
-    grad_W = 2 * X.T @ residual / len(X)
-    return loss, np.concatenate([grad_W.ravel(), [2 * residual.mean()]])
+    residual = X @ W + b - y + loss["shift"]
+    value = loss["scale"] * float(np.mean(residual**2))
+    upstream = 2 * loss["scale"] * residual / len(X)  # d value / d yhat
+    return value, np.concatenate([(X.T @ upstream).ravel(), [upstream.sum()]])
 
 
 def _finite(params):
     return all(v is not None for v in params)
 
 
-def _judge_steps(training, train, lr):
+def _judge_steps(training, train, spec):
     if not training:
         raise Failed("no update happened")
     for k, update in enumerate(training):
@@ -664,28 +476,33 @@ def _judge_steps(training, train, lr):
             raise Failed(f"update {k + 1} changed the parameters without a forward pass on training data")
         if not (_finite(update["before"]) and _finite(update["after"])):
             raise Failed(f"update {k + 1}: the parameters became inf or nan")
-        want = _step(train, update["batch"], update["before"], lr)
+        want = _step(train, update["batch"], update["before"], spec)
         if rel_error(update["after"], want) > TOLERANCE:
             raise Failed(f"update {k + 1} gave parameters {update['after']}, expected {want.tolist()}")
 
 
-def _judge_train_losses(training, returned, train):
+def _returned(returned, k):
+    """The k-th list the loop returned (0 train_losses, 1 valid_losses) as floats or None, or a failure."""
     if isinstance(returned, str):
         raise Failed(returned)
-    train_losses = returned[0]
+    if isinstance(returned[k], str):
+        raise Failed(f"{('train_losses', 'valid_losses')[k]}: {returned[k]}")
+    return returned[k]
+
+
+def _judge_train_losses(training, returned, train, spec):
+    train_losses = _returned(returned, 0)
     if len(train_losses) != len(training) or not training:
         raise Failed(f"{len(train_losses)} train_losses for {len(training)} updates")
     X, y = train
     for k, (loss, update) in enumerate(zip(train_losses, training)):
-        want, _ = _loss_and_grad(X[update["batch"]], y[update["batch"]], update["before"])
+        want, _ = _loss_and_grad(X[update["batch"]], y[update["batch"]], update["before"], spec["loss"])
         if loss is None or rel_error(loss, want) > TOLERANCE:
             raise Failed(f"train_losses[{k}] is {loss}, the batch's loss before the update is {want}")
 
 
-def _judge_valid_losses(updates, validations, returned, small, num_epochs):
-    if isinstance(returned, str):
-        raise Failed(returned)
-    valid_losses = returned[1]
+def _judge_valid_losses(updates, validations, returned, problem, spec):
+    valid_losses, num_epochs = _returned(returned, 1), spec["num_epochs"]
     if any(u["validation_only"] for u in updates):
         raise Failed("computing the validation loss changed the parameters")
     if len(valid_losses) != num_epochs or len(validations) != num_epochs:
@@ -693,8 +510,8 @@ def _judge_valid_losses(updates, validations, returned, small, num_epochs):
                      f"for {num_epochs} epochs")
     trained = sum(1 for u in updates if u["batch"])
     per_epoch = trained // num_epochs
-    X, y = _arrays(small["valid"])
-    n_train = len(small["train"]["X"])
+    X, y = _arrays(problem["valid"])
+    n_train = len(problem["train"]["X"])
     for e, (loss, validation) in enumerate(zip(valid_losses, validations)):
         if not per_epoch or trained % num_epochs or validation["updates_before"] != (e + 1) * per_epoch:
             raise Failed(f"validation {e + 1} came after {validation['updates_before']} of {trained} "
@@ -703,7 +520,7 @@ def _judge_valid_losses(updates, validations, returned, small, num_epochs):
             raise Failed(f"validation {e + 1} did not use every validation example once")
         if not _finite(validation["params"]):
             raise Failed("the parameters became inf or nan")
-        want, _ = _loss_and_grad(X, y, validation["params"])
+        want, _ = _loss_and_grad(X, y, validation["params"], spec["loss"])
         if loss is None or rel_error(loss, want) > TOLERANCE:
             raise Failed(f"valid_losses[{e}] is {loss}, the mean validation loss then is {want}")
 
@@ -716,7 +533,7 @@ def _judge_converges(inputs, spec, got):
         raise Failed(f"the loop raised {got['error']}")
     if not _finite(got["final"]):
         raise Failed("the parameters became inf or nan")
-    loss, _ = _loss_and_grad(X, y, got["final"])
+    loss, _ = _loss_and_grad(X, y, got["final"], spec["loss"])
     if not loss <= threshold:
         raise Failed(f"final validation loss {loss:.4g}, the reference reaches {threshold:.4g} or less")
 
@@ -726,16 +543,16 @@ def _converge_threshold(long, spec):
     X, y = _arrays(long["train"])
     Xv, yv = _arrays(long["valid"])
     params = np.array(_flat(long["init"]), dtype=float)
-    start, _ = _loss_and_grad(Xv, yv, params)
+    start, _ = _loss_and_grad(Xv, yv, params, spec["loss"])
     order = np.arange(len(X))
     shuffle = np.random.default_rng(spec["seed"])
     for _ in range(spec["num_epochs"]):
         shuffle.shuffle(order)
         for i in range(0, len(order), spec["batch_size"]):
             batch = order[i:i + spec["batch_size"]]
-            _, grad = _loss_and_grad(X[batch], y[batch], params)
+            _, grad = _loss_and_grad(X[batch], y[batch], params, spec["loss"])
             params = params - spec["learning_rate"] * grad
-    final, _ = _loss_and_grad(Xv, yv, params)
+    final, _ = _loss_and_grad(Xv, yv, params, spec["loss"])
     # Measured over 100 seeds: correct loops with other shuffles end within
     # 0.2% of the reference's drop in loss; loops with a broken update stay
     # above 50% of it (tests/corpus/descent.py).

@@ -1,17 +1,14 @@
-"""Stage 01-losses: List2D.mean/abs, the gradients of Matrix.mean/abs, MSE and MAE.
+"""Stage 01-losses judges: List2D.mean/abs, the gradients of Matrix.mean/abs, MSE and MAE.
 
-`probe` runs in the student's kernel without numpy: it runs the student's code
-on the inputs and returns plain data, including the student's analytic
-gradients. `judge` recomputes everything with numpy, gradients by central
-differences on the true function, so nothing the student wrote decides a
-verdict.
+The probe (probes/losses.py) runs the student's code in the kernel and returns
+plain data, including the student's analytic gradients. `judge` recomputes
+everything here with numpy, gradients by central differences on the true
+function, so nothing the student wrote decides a verdict. Nothing in this
+module is ever sent to the kernel.
 """
-import contextlib
-import math
-
 import numpy as np
 
-from .common import Failed, describe, judge_parts, numerical_gradient, rel_error
+from .common import Failed, judge_parts, numerical_gradient, rel_error
 
 QUESTIONS = {
     "list2d_mean": {
@@ -20,8 +17,8 @@ QUESTIONS = {
         "and leave the List2D unchanged",
     },
     "list2d_abs": {
-        "value": "List2D.abs() must give |x| of every entry: negatives flipped, positives and zeros kept",
-        "new_list2d": "x.abs() and abs(x) must return a new List2D of x's shape and leave x unchanged",
+        "value": "x.abs() and abs(x) must give |x| of every entry: negatives flipped, positives and zeros kept",
+        "new_list2d": "x.abs() and abs(x) must return a new List2D of x's shape holding |x|, and leave x unchanged",
     },
     "matrix_mean": {
         "gradient": "Matrix.mean's _gradient must add result.grad / (nrow * ncol) to every entry "
@@ -49,7 +46,23 @@ QUESTIONS = {
     },
 }
 
+# What each question builds on (CONTRACT.md section 2): while it is probed, correct
+# stand-ins (standins/<prerequisite>.py) replace the student's answers to these.
+PREREQUISITES = {
+    "list2d_mean": [],
+    "list2d_abs": [],
+    "matrix_mean": ["list2d_mean"],
+    "matrix_abs": ["list2d_abs"],
+    "losses": ["matrix_mean", "matrix_abs"],
+}
+
 TOLERANCE = 1e-7  # CS231n: a relative error up to 1e-7 is a correct gradient
+
+# {question: {side-condition part: the value part it needs}} (common.judge_parts).
+# The `accumulates` parts are not gated: they compare the student's own
+# gradients, so a wrong gradient costs only `gradient`; a gradient that never
+# reaches x fails them on its own.
+GATES = {"list2d_abs": {"new_list2d": "value"}}
 
 
 # Inputs: chosen by the grader, plain JSON lists
@@ -132,234 +145,13 @@ def _with_zeros(rng, shape):
     return x.tolist()
 
 
-# Stand-ins: obviously correct answers that replace the student's answers to the
-# questions not being probed, so that one bug costs points in one question only.
-
-
-def _mean(self):
-    """List2D.mean: sum / (nrow * ncol)."""
-    return sum(sum(row) for row in self.vals) / (self.nrow * self.ncol)
-
-
-def _abs(self):
-    """List2D.abs: element-wise |x|, in a new List2D."""
-    return type(self)(self.nrow, self.ncol, [[abs(v) for v in row] for row in self.vals])
-
-
-def _matrix_mean(self):
-    """Matrix.mean: a 1x1 mean whose gradient adds result.grad / n everywhere."""
-    List2D = type(self.data)
-    result = type(self)(List2D(1, 1, _mean(self.data)), children=(self,))
-
-    def _gradient():
-        n = self.nrow * self.ncol
-        self.grad += List2D(self.nrow, self.ncol, result.grad.vals[0][0] / n)
-
-    result._gradient = _gradient
-    return result
-
-
-def _matrix_abs(self):
-    """Matrix.abs: element-wise |x| whose gradient adds sign(x) * result.grad."""
-    List2D = type(self.data)
-    result = type(self)(_abs(self.data), children=(self,))
-
-    def _gradient():
-        sign = [[float((v > 0) - (v < 0)) for v in row] for row in self.data.vals]
-        self.grad += List2D(self.nrow, self.ncol, sign) * result.grad
-
-    result._gradient = _gradient
-    return result
-
-
-def _abs_dunder(self):
-    """abs(x), routed to x.abs()."""
-    return self.abs()
-
-
-# question: (class name in the notebook, attribute, stand-in)
-_ANSWERS = {
-    "list2d_mean": ("List2D", "mean", _mean),
-    "list2d_abs": ("List2D", "abs", _abs),
-    "matrix_mean": ("Matrix", "mean", _matrix_mean),
-    "matrix_abs": ("Matrix", "abs", _matrix_abs),
-}
-_MISSING = object()
-
-
-@contextlib.contextmanager
-def _stand_ins(env, question):
-    """Put the stand-ins on env's classes for every answer but `question`'s; restore after."""
-    swaps = []
-    for other, (class_name, attribute, stand_in) in _ANSWERS.items():
-        if other != question:
-            cls = env[class_name]
-            swaps.append((cls, attribute, stand_in))
-            if attribute == "abs":  # a student may have rebound __abs__ as well
-                swaps.append((cls, "__abs__", _abs_dunder))
-    saved = [(cls, attribute, cls.__dict__.get(attribute, _MISSING)) for cls, attribute, _ in swaps]
-    try:
-        for cls, attribute, stand_in in swaps:
-            setattr(cls, attribute, stand_in)
-        yield
-    finally:
-        for cls, attribute, old in reversed(saved):
-            if old is _MISSING:
-                delattr(cls, attribute)
-            else:
-                setattr(cls, attribute, old)
-
-
-# Probe: runs the student's code; no numpy, every student error becomes data
-
-
-def probe(question, env, inputs):
-    """Run the student's answer to `question` on `inputs`; plain JSON data back."""
-    try:
-        with _stand_ins(env, question):
-            return _PROBES[question](env, inputs)
-    except Exception as exc:
-        return {"error": describe(exc)}
-
-
-def _attempt(fn):
-    """{"ok": fn()}, or {"error": ...} when the student's code raises."""
-    try:
-        return {"ok": fn()}
-    except Exception as exc:
-        return {"error": describe(exc)}
-
-
-def _number(value):
-    """A finite float from whatever the student returned, else an error."""
-    if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"expected a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {number}")
-    return number
-
-
-def _grid(value):
-    """Rows of floats from a List2D (its .vals) or a list of row lists, else an error."""
-    rows = getattr(value, "vals", value)
-    if not isinstance(rows, (list, tuple)) or not all(isinstance(row, (list, tuple)) for row in rows):
-        raise TypeError(f"expected a List2D or a list of rows, got {type(value).__name__}")
-    return [[_number(v) for v in row] for row in rows]
-
-
-def _matrix(env, rows):
-    """A fresh leaf Matrix holding `rows`."""
-    return env["Matrix"](env["List2D"](len(rows), len(rows[0]), rows))
-
-
-def _probe_list2d_mean(env, inputs):
-    def case(rows):
-        x = env["List2D"](len(rows), len(rows[0]), rows)
-        return {"mean": _attempt(lambda: _number(x.mean())), "after": _attempt(lambda: _grid(x))}
-
-    return {"value": case(inputs["value"]), "shapes": [case(rows) for rows in inputs["shapes"]]}
-
-
-def _probe_list2d_abs(env, inputs):
-    List2D, rows = env["List2D"], inputs["x"]
-
-    def case(call):
-        x = List2D(len(rows), len(rows[0]), rows)
-        try:
-            result = call(x)
-        except Exception as exc:
-            return {"error": describe(exc)}
-        return {
-            "is_list2d": isinstance(result, List2D),
-            "is_x": result is x,
-            "shape": _attempt(lambda: [int(result.nrow), int(result.ncol)]),
-            "vals": _attempt(lambda: _grid(result)),
-            "after": _attempt(lambda: _grid(x)),
-        }
-
-    return {"method": case(lambda x: x.abs()), "builtin": case(abs)}
-
-
-def _probe_matrix_mean(env, inputs):
-    def gradient(case):
-        x = _matrix(env, case["x"])
-        out = x.mean()
-        forward = _grid(out.data)
-        (out * _matrix(env, case["upstream"])).backward()
-        return {"forward": forward, "grad": _grid(x.grad)}
-
-    def accumulates(case):
-        x = _matrix(env, case["x"])
-        first, second = x.mean(), x.mean()  # two nodes with the same child
-        c1, c2 = (_matrix(env, c) for c in case["upstream"])
-        (first * c1 + second * c2).backward()
-        return {"grad": _grid(x.grad)}
-
-    return {
-        "gradient": [_attempt(lambda: gradient(case)) for case in inputs["gradient"]],
-        "accumulates": _attempt(lambda: accumulates(inputs["accumulates"])),
-    }
-
-
-def _probe_matrix_abs(env, inputs):
-    def gradient(case):
-        x = _matrix(env, case["x"])
-        out = x.abs()
-        forward = _grid(out.data)
-        (out * _matrix(env, case["upstream"])).sum().backward()
-        return {"forward": forward, "grad": _grid(x.grad)}
-
-    def accumulates(case):
-        x = _matrix(env, case["x"])
-        g1, g2 = (_matrix(env, g) for g in case["upstream"])
-        ((x.abs() * g1).sum() + (abs(x) * g2).sum()).backward()  # two nodes with the same child
-        return {"grad": _grid(x.grad)}
-
-    return {
-        "gradient": [_attempt(lambda: gradient(case)) for case in inputs["gradient"]],
-        "accumulates": _attempt(lambda: accumulates(inputs["accumulates"])),
-        "at_zero": _attempt(lambda: gradient(inputs["at_zero"])),
-    }
-
-
-def _probe_losses(env, inputs):
-    def case(name, case):
-        yhat, y = _matrix(env, case["yhat"]), _matrix(env, case["y"])
-        try:
-            out = env[name](yhat, y)
-        except Exception as exc:
-            return {"error": describe(exc)}
-
-        def gradient():
-            (out * _matrix(env, case["upstream"])).backward()
-            return _grid(yhat.grad)
-
-        return {
-            "is_matrix": isinstance(out, env["Matrix"]),
-            "value": _attempt(lambda: _grid(out.data)),
-            "inputs_after": _attempt(lambda: [_grid(yhat.data), _grid(y.data)]),
-            "grad": _attempt(gradient),
-        }
-
-    return {name: case(name, inputs[name]) for name in ("mse", "mae")}
-
-
-_PROBES = {
-    "list2d_mean": _probe_list2d_mean,
-    "list2d_abs": _probe_list2d_abs,
-    "matrix_mean": _probe_matrix_mean,
-    "matrix_abs": _probe_matrix_abs,
-    "losses": _probe_losses,
-}
-
-
 # Judge: pure numpy on the probe's data, no student objects
 
 
 def judge(question, inputs, data):
     """{part: None if it passed, else a short failure message}."""
-    return judge_parts(QUESTIONS[question], data, lambda part: _JUDGES[question][part](inputs, data))
+    return judge_parts(QUESTIONS[question], data, lambda part: _JUDGES[question][part](inputs, data),
+                       GATES.get(question))
 
 
 def _ok(entry, what):
@@ -377,6 +169,8 @@ def _array(rows, want_shape, what):
         raise Failed(f"{what} has rows of different lengths") from None
     if got.shape != tuple(want_shape):
         raise Failed(f"{what} has shape {got.shape}, expected {tuple(want_shape)}")
+    if not np.all(np.isfinite(got)):
+        raise Failed(f"{what} holds inf or nan")
     return got
 
 
@@ -407,11 +201,12 @@ def _mean_shapes(inputs, data):
 
 
 def _abs_value(inputs, data):
-    case = data["method"]
-    if "error" in case:
-        raise Failed(f"x.abs() raised {case['error']}")
     x = np.array(inputs["x"])
-    _close(_ok(case["vals"], "x.abs()"), np.abs(x), "x.abs()")
+    for key, what in (("method", "x.abs()"), ("builtin", "abs(x)")):
+        case = data[key]
+        if "error" in case:
+            raise Failed(f"{what} raised {case['error']}")
+        _close(_ok(case["vals"], what), np.abs(x), what)
 
 
 def _abs_new_list2d(inputs, data):
@@ -440,12 +235,22 @@ def _matrix_mean_gradient(inputs, data):
         _close(got["grad"], want, f"the gradient of {what} times {upstream:.3g}")
 
 
+def _accumulates(got, shape, what):
+    """x's gradient through two nodes must be the sum of its gradients through each alone.
+
+    Judged against the student's own single-use gradients, not the truth, so a
+    wrong gradient fails only its `gradient` part; but a gradient that never
+    reaches x (all zeros) earns nothing here either.
+    """
+    grad, first, second = (_array(got[key], shape, f"the gradient of {what}") for key in ("grad", "first", "second"))
+    if not (first.any() and second.any()):
+        raise Failed(f"no gradient reached x through {what}")
+    _close(grad, first + second, f"the gradient of {what} (x used twice) against the sum of each use alone")
+
+
 def _matrix_mean_accumulates(inputs, data):
-    case = inputs["accumulates"]
-    x, (c1, c2) = np.array(case["x"]), (c[0][0] for c in case["upstream"])
-    got = _ok(data["accumulates"], "x.mean() * c1 + x.mean() * c2")
-    want = numerical_gradient(lambda v: c1 * v.mean() + c2 * v.mean(), x)
-    _close(got["grad"], want, "the gradient of x.mean() * c1 + x.mean() * c2")
+    shape = np.shape(inputs["accumulates"]["x"])
+    _accumulates(_ok(data["accumulates"], "x.mean() * c1 + x.mean() * c2"), shape, "x.mean() * c1 + x.mean() * c2")
 
 
 def _matrix_abs_gradient(inputs, data):
@@ -459,11 +264,8 @@ def _matrix_abs_gradient(inputs, data):
 
 
 def _matrix_abs_accumulates(inputs, data):
-    case = inputs["accumulates"]
-    x, (g1, g2) = np.array(case["x"]), (np.array(g) for g in case["upstream"])
-    got = _ok(data["accumulates"], "(x.abs() * G1).sum() + (abs(x) * G2).sum()")
-    want = numerical_gradient(lambda v: (np.abs(v) * g1).sum() + (np.abs(v) * g2).sum(), x)
-    _close(got["grad"], want, "the gradient of (x.abs() * G1).sum() + (abs(x) * G2).sum()")
+    what = "(x.abs() * G1).sum() + (abs(x) * G2).sum()"
+    _accumulates(_ok(data["accumulates"], what), np.shape(inputs["accumulates"]["x"]), what)
 
 
 def _matrix_abs_at_zero(inputs, data):

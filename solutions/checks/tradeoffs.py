@@ -1,20 +1,18 @@
-"""Hidden-test logic for stage 03-tradeoffs: updates_per_epoch and first_epoch_below.
+"""Stage 03-tradeoffs judges: updates_per_epoch and first_epoch_below.
 
-Both questions are small functions with integer (or None) answers, so a probe
-calls the student's function on grader-chosen cases and records each result;
-the judge compares them with the answers worked out here. Neither question
-uses the other, so no stand-ins are needed while one is probed.
+Both questions are small functions with integer (or None) answers, so the
+probe (probes/tradeoffs.py) calls the student's function on grader-chosen
+cases and records each result; the judge compares them with the answers worked
+out here, which never enter the kernel.
 """
-import operator
-
 import numpy as np
-
-from .common import describe
 
 QUESTIONS = {
     "updates_per_epoch": {
-        "sgd": "with batch_size 1 (SGD) every example is its own update: N updates per epoch",
-        "batch": "with batch_size N or larger (batch gradient descent) there is exactly 1 update per epoch",
+        "sgd": "with batch_size 1 (SGD) every example is its own update: N updates per epoch "
+        "(and 1 when batch_size is N)",
+        "batch": "with batch_size N or larger (batch gradient descent) there is exactly 1 update per epoch "
+        "(and N when batch_size is 1)",
         "divides": "when batch_size divides N there are N / batch_size updates, as a whole number",
         "remainder": "when batch_size does not divide N, the last smaller batch is one more update: "
         "ceil(N / batch_size)",
@@ -22,12 +20,17 @@ QUESTIONS = {
     "first_epoch_below": {
         "first": "return the FIRST epoch whose loss is below target, numbering epochs from 1, "
         "and leave losses unchanged",
-        "one": "if the very first loss is already below target the answer is epoch 1",
+        "one": "if the very first loss is already below target the answer is epoch 1 "
+        "(and a later epoch when the first loss is not)",
         "strict": "a loss exactly equal to target is not below it (use <, not <=)",
         "never": "return None when no loss is below target (also for an empty list), "
         "but an epoch when only the smallest loss is",
     },
 }
+
+
+# Neither question uses the other: no stand-ins.
+PREREQUISITES = {question: [] for question in QUESTIONS}
 
 
 def make_inputs(question, seed):
@@ -49,6 +52,10 @@ def _update_cases(rng):
     # B = N, B a little above N, and B above 2N (where rounding N / B gives 0).
     n1, n2, n3 = ints(2, 2000, 3)
     cases["batch"] = [[n1, n1], [n2, n2], [n3, n3], [n1, n1 + ints(1, 100, 1)[0]], [n2, 2 * n2 + 1]]
+    # Each of these two parts also holds a case of the other: no credit for
+    # `return num_examples` or `return 1`, which are right on one of them only.
+    cases["sgd"].append([n3, n3])
+    cases["batch"].append([n3, 1])
     cases["divides"] = [[b * k, b] for b, k in zip(ints(2, 64, 3), ints(2, 150, 3))]
     # The remainder r runs from 1 to B - 1: both ends catch off-by-one rounding.
     remainder = []
@@ -84,6 +91,7 @@ def _loss_cases(rng):
         losses = curve(3, 20)
         if min(losses[1:]) < losses[0]:  # a later, lower loss: not the last crossing, not the minimum
             cases["one"].append([losses, losses[0] + 0.25])
+    cases["one"].append(cases["first"][0])  # no credit for `return 1`, right on the cases above only
     while len(cases["strict"]) < 3:
         losses = curve(6, 30)
         # The target equals a loss that nothing before it beats; the answer is
@@ -108,49 +116,6 @@ def expected(question, case):
         return -(-n // b)
     losses, target = case
     return next((epoch for epoch, loss in enumerate(losses, start=1) if loss < target), None)
-
-
-def probe(question, env, inputs):
-    """Call the student's function on every case: {part: [result, ...]}, plain JSON."""
-    fn = env.get(question)
-    data = {}
-    for part, cases in inputs.items():
-        data[part] = []
-        for case in cases:
-            if not callable(fn):
-                data[part].append({"kind": "error", "repr": f"no function named {question} in the notebook"})
-                continue
-            args = [list(case[0]), case[1]] if question == "first_epoch_below" else list(case)
-            try:
-                result = _encode(fn(*args))
-                if question == "first_epoch_below" and args[0] != case[0]:
-                    result = {"kind": "mutated", "repr": "changed the losses list it was given"}
-            except Exception as exc:  # a crash is a wrong answer, not a grader error
-                result = {"kind": "error", "repr": describe(exc)}
-            data[part].append(result)
-    return data
-
-
-def _encode(value):
-    """A JSON-safe record of a returned value; numpy integers and 4.0 count as ints."""
-    if value is None:
-        return {"kind": "none", "repr": "None"}
-    if not isinstance(value, (bool, str, bytes)):
-        try:
-            return {"kind": "int", "value": operator.index(value)}
-        except TypeError:
-            pass
-        try:
-            number = float(value)
-            if number.is_integer():
-                return {"kind": "int", "value": int(number)}
-        except Exception:
-            pass
-    try:
-        shown = repr(value)[:100]
-    except Exception:
-        shown = f"<a {type(value).__name__}>"
-    return {"kind": "other", "repr": shown}
 
 
 def judge(question, inputs, data):

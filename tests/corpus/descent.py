@@ -144,7 +144,7 @@ return tuple(
     Dataset(Matrix((dataset.X.data - shift) / scale), Matrix(dataset.y.data * 1.0))
     for dataset in (train, *others)
 )
-""", {"train_stats"}),
+""", {"train_stats", "targets", "unchanged"}),  # targets and unchanged need train_stats right
     _entry("standardize_each_with_own_stats", "standardize", """
 result = []
 for dataset in (train, *others):
@@ -154,7 +154,7 @@ for dataset in (train, *others):
     shift, scale = List2D(1, len(means), [means]), List2D(1, len(stds), [stds])
     result.append(Dataset(Matrix((dataset.X.data - shift) / scale), Matrix(dataset.y.data * 1.0)))
 return tuple(result)
-""", {"train_stats"}),
+""", {"train_stats", "targets", "unchanged"}),  # targets and unchanged need train_stats right
     _entry("standardize_mutates_its_inputs", "standardize", """
 columns = train.X.data.T.vals
 means = [sum(column) / len(column) for column in columns]
@@ -178,7 +178,7 @@ return tuple(Dataset(scaled(d.X, train.X), scaled(d.y, train.y)) for d in (train
 columns = train.X.data.T.vals
 shift = List2D(1, len(columns), [[sum(column) / len(column) for column in columns]])
 return tuple(Dataset(Matrix(d.X.data - shift), Matrix(d.y.data * 1.0)) for d in (train, *others))
-""", {"train_stats"}),
+""", {"train_stats", "targets", "unchanged"}),  # targets and unchanged need train_stats right
     _entry("standardize_returns_only_the_others", "standardize", """
 columns = train.X.data.T.vals
 means = [sum(column) / len(column) for column in columns]
@@ -399,7 +399,7 @@ for _ in range(num_epochs):
         train_losses.append(loss)
     valid_losses.append(evaluate(model, loss_fn, valid))
 return train_losses, valid_losses
-""", {"train_losses", "valid_losses"}),
+""", {"train_losses"}),
     # minibatch_sgd
     _entry("mb_drops_the_last_batch", "minibatch_sgd", """
 order = list(range(len(train)))
@@ -508,6 +508,96 @@ return train_losses, valid_losses
 """, {"batches", "shuffle"}),
 ]
 
+
+# What a correct loop must not depend on (the hidden runs vary each of these).
+VARIED = [
+    _entry("mb_hard_codes_mse", "minibatch_sgd", """
+def mse_of(X, y):
+    return ((model(X) - y) ** 2).mean()
+
+order = list(range(len(train)))
+train_losses, valid_losses = [], []
+for _ in range(num_epochs):
+    rng.shuffle(order)
+    for start in range(0, len(order), batch_size):
+        X, y = train[order[start:start + batch_size]]
+        loss = mse_of(X, y)
+        model.zero_grad()
+        loss.backward()
+        for p in model.parameters():
+            p.data = p.data - learning_rate * p.grad
+        train_losses.append(loss.item())
+    valid_losses.append(mse_of(*valid[list(range(len(valid)))]).item())
+return train_losses, valid_losses
+""", {"step", "train_losses", "valid_losses"}),
+    _entry("sgd_swaps_the_loss_arguments", "stochastic_gradient_descent", """
+order = list(range(len(train)))
+train_losses, valid_losses = [], []
+for _ in range(num_epochs):
+    rng.shuffle(order)
+    for i in order:
+        X, y = train[[i]]
+        loss = loss_fn(y, model(X))
+        model.zero_grad()
+        loss.backward()
+        for p in model.parameters():
+            p.data = p.data - learning_rate * p.grad
+        train_losses.append(loss.item())
+    valid_losses.append(evaluate(model, loss_fn, valid))
+return train_losses, valid_losses
+""", {"step", "train_losses"}),
+    _entry("mb_hard_codes_batch_size_4", "minibatch_sgd", """
+order = list(range(len(train)))
+train_losses, valid_losses = [], []
+for _ in range(num_epochs):
+    rng.shuffle(order)
+    for start in range(0, len(order), 4):
+        X, y = train[order[start:start + 4]]
+""" + _indent(_UPDATE, 2) + """
+    valid_losses.append(evaluate(model, loss_fn, valid))
+return train_losses, valid_losses
+""", {"batches", "shuffle"}),
+    _entry("bgd_hard_codes_learning_rate", "batch_gradient_descent", """
+X, y = train[list(range(len(train)))]
+train_losses, valid_losses = [], []
+for _ in range(num_epochs):
+""" + _indent(_UPDATE.replace("learning_rate", "0.1"), 1) + """
+    valid_losses.append(evaluate(model, loss_fn, valid))
+return train_losses, valid_losses
+""", {"step"}),  # 0.1 still converges in the long run, whose rate is 0.6
+]
+MUTANTS += VARIED
+
+# Answers that do nothing: the inputs back, copies, None (or `pass`), no
+# training. A part checking a side condition (y or the inputs unchanged) earns
+# nothing without the values right (docs/authoring.md, "Partial credit").
+DO_NOTHING = [
+    _entry("split_pass", "split_dataset", """
+pass
+""", {"partition", "sizes", "shuffled"}),
+    _entry("split_returns_the_dataset_for_every_part", "split_dataset", """
+return tuple(dataset for _ in fractions)
+""", {"partition", "sizes", "shuffled"}),
+    _entry("standardize_returns_its_inputs", "standardize", """
+return (train, *others)
+""", {"train_stats", "targets", "unchanged"}),
+    _entry("standardize_returns_copies", "standardize", """
+return tuple(Dataset(Matrix(d.X.data * 1.0), Matrix(d.y.data * 1.0)) for d in (train, *others))
+""", {"train_stats", "targets", "unchanged"}),
+    _entry("standardize_pass", "standardize", """
+pass
+""", {"train_stats", "targets", "unchanged"}),
+    _entry("bgd_pass", "batch_gradient_descent", """
+pass
+""", ALL_PARTS["batch_gd"]),
+    _entry("sgd_returns_empty_lists", "stochastic_gradient_descent", """
+return [], []
+""", ALL_PARTS["sgd"]),
+    _entry("mb_only_validates", "minibatch_sgd", """
+return [], [evaluate(model, loss_fn, valid) for _ in range(num_epochs)]
+""", ALL_PARTS["minibatch_sgd"]),
+]
+MUTANTS += DO_NOTHING
 
 ALTERNATIVES = [
     _entry("split_with_sample_and_rounded_sizes", "split_dataset", """

@@ -73,7 +73,7 @@ return self
 """, {"new_list2d"}, "partial"),
     _entry("abs_clips_negatives_like_relu", "list2d_abs", "list2d_abs", """
 return List2D(self.nrow, self.ncol, [[max(v, 0.0) for v in row] for row in self.vals])
-""", {"value"}, "partial"),
+""", {"value", "new_list2d"}, "zero"),  # new_list2d earns points only with the values right
     _entry("abs_swaps_loops", "list2d_abs", "list2d_abs", """
 data = [[abs(self.vals[i][j]) for i in range(self.nrow)] for j in range(self.ncol)]
 return List2D(*self.shape, data)
@@ -86,27 +86,27 @@ self.grad = List2D(self.nrow, self.ncol, result.grad.vals[0][0] / n)
     _entry("mean_grad_ignores_upstream", "matrix_mean", "matrix_mean", """
 n = self.nrow * self.ncol
 self.grad += List2D(self.nrow, self.ncol, 1 / n)
-""", {"gradient", "accumulates"}, "zero"),
+""", {"gradient"}, "partial"),
     _entry("mean_grad_not_divided", "matrix_mean", "matrix_mean", """
 self.grad += List2D(self.nrow, self.ncol, result.grad.vals[0][0])
-""", {"gradient", "accumulates"}, "zero"),
+""", {"gradient"}, "partial"),
     _entry("mean_grad_divides_by_nrow", "matrix_mean", "matrix_mean", """
 self.grad += List2D(self.nrow, self.ncol, result.grad.vals[0][0] / self.nrow)
-""", {"gradient", "accumulates"}, "zero"),
+""", {"gradient"}, "partial"),
     # matrix_abs (the body of _gradient)
     _entry("abs_grad_assigns", "matrix_abs", "matrix_abs", """
 self.grad = (self.data > 0) * result.grad - (self.data < 0) * result.grad
 """, {"accumulates"}, "partial"),
     _entry("abs_grad_ignores_upstream", "matrix_abs", "matrix_abs", """
 self.grad += (self.data > 0) - (self.data < 0)
-""", {"gradient", "accumulates", "at_zero"}, "zero"),
+""", {"gradient", "at_zero"}, "partial"),
     _entry("abs_grad_sign_flipped", "matrix_abs", "matrix_abs", """
 self.grad += (self.data < 0) * result.grad
 self.grad += -(self.data > 0) * result.grad
-""", {"gradient", "accumulates", "at_zero"}, "zero"),
+""", {"gradient", "at_zero"}, "partial"),
     _entry("abs_grad_positive_branch_only", "matrix_abs", "matrix_abs", """
 self.grad += (self.data > 0) * result.grad
-""", {"gradient", "accumulates", "at_zero"}, "zero"),
+""", {"gradient", "at_zero"}, "partial"),
     _entry("abs_grad_divides_by_abs", "matrix_abs", "matrix_abs", """
 self.grad += self.data / self.data.abs() * result.grad
 """, {"at_zero"}, "partial"),
@@ -137,6 +137,48 @@ return ((yhat - y) ** 2).mean()
 return abs((yhat - y).mean())
 """, {"mae_value", "mae_gradient"}, "partial"),
 ]
+
+# Answers that do nothing: the input back, a copy, None (or `pass`), the
+# identity. A part checking a side condition (a new List2D, inputs unchanged)
+# earns nothing without the values right (docs/authoring.md, "Partial credit").
+DO_NOTHING = [
+    _entry("mean_pass", "list2d_mean", "list2d_mean", """
+pass
+""", {"value", "shapes"}, "zero"),
+    _entry("mean_returns_self", "list2d_mean", "list2d_mean", """
+return self
+""", {"value", "shapes"}, "zero"),
+    _entry("abs_returns_self", "list2d_abs", "list2d_abs", """
+return self
+""", {"value", "new_list2d"}, "zero"),
+    _entry("abs_returns_a_copy", "list2d_abs", "list2d_abs", """
+return List2D(self.nrow, self.ncol, [row[:] for row in self.vals])
+""", {"value", "new_list2d"}, "zero"),
+    _entry("abs_pass", "list2d_abs", "list2d_abs", """
+pass
+""", {"value", "new_list2d"}, "zero"),
+    _entry("mean_grad_pass", "matrix_mean", "matrix_mean", """
+pass
+""", {"gradient", "accumulates"}, "zero"),
+    _entry("mean_grad_keeps_grad", "matrix_mean", "matrix_mean", """
+self.grad = self.grad
+""", {"gradient", "accumulates"}, "zero"),
+    _entry("abs_grad_pass", "matrix_abs", "matrix_abs", """
+pass
+""", {"gradient", "accumulates", "at_zero"}, "zero"),
+    # The identity's gradient, upstream passed through: `accumulates` checks +=
+    # against the answer's own gradients (a sign bug costs only `gradient`).
+    _entry("abs_grad_identity", "matrix_abs", "matrix_abs", """
+self.grad += result.grad
+""", {"gradient", "at_zero"}, "partial"),
+    _entry("mse_returns_yhat", "losses", "mse", """
+return yhat
+""", {"mse_value", "mse_gradient"}, "partial"),
+    _entry("mae_pass", "losses", "mae", """
+pass
+""", {"mae_value", "mae_gradient"}, "partial"),
+]
+MUTANTS += DO_NOTHING
 
 ALTERNATIVES = [
     _entry("mean_nested_loops", "list2d_mean", "list2d_mean", """

@@ -118,6 +118,30 @@ return None
 """, ALL_PARTS["first_epoch_below"]),
 ]
 
+# Answers that do nothing: a constant, the input back, None (or `pass`). Each
+# part holds a case a constant gets wrong (docs/authoring.md, "Partial credit").
+DO_NOTHING = [
+    _entry("constant_one", "updates_per_epoch", """
+return 1
+""", ALL_PARTS["updates_per_epoch"]),
+    _entry("returns_num_examples", "updates_per_epoch", """
+return num_examples
+""", ALL_PARTS["updates_per_epoch"]),
+    _entry("updates_pass", "updates_per_epoch", """
+pass
+""", ALL_PARTS["updates_per_epoch"]),
+    _entry("always_epoch_one", "first_epoch_below", """
+return 1
+""", ALL_PARTS["first_epoch_below"]),
+    _entry("always_none", "first_epoch_below", """
+return None
+""", ALL_PARTS["first_epoch_below"]),
+    _entry("returns_the_losses", "first_epoch_below", """
+return losses
+""", ALL_PARTS["first_epoch_below"]),
+]
+MUTANTS += DO_NOTHING
+
 ALTERNATIVES = [
     # updates_per_epoch
     _entry("negative_floor", "updates_per_epoch", """

@@ -1,0 +1,187 @@
+"""Attacks on the host: acting on the machine, or past the caps, from the student's kernel.
+
+Each attack tries one action the sandbox must refuse (write a sysctl, set the
+hostname, be root, signal the sandbox, talk to another submission over SysV
+IPC, hold more memory, processes or disk than the caps across several
+processes or files, read another submission's or the instructor's files) and
+answers every question correctly ONLY if the action worked: points mean a hole.
+"""
+import textwrap
+
+from sgdkit import SOLUTIONS, ZIPS
+
+from . import STAGES, Attack, with_cells
+from notebook_env import answer_cells, fill_regions
+
+IPC_KEY = 0x53646B74  # the message queue two submissions would share without IPC namespaces
+
+
+def answers(stage):
+    """The stage's correct answers as source: its master notebook's answer cells, each run on its own.
+
+    Run after the blank notebook's cells, they replace its `...` answers (a
+    cell that plots on the way may fail; the definitions before it stand).
+    """
+    master = next((SOLUTIONS / stage).glob("*.ipynb"))
+    cells = [fill_regions(source, {}) for source in dict.fromkeys(answer_cells(master).values())]
+    return f"for _source in {cells!r}:\n    try:\n        exec(_source, globals())\n    except Exception:\n        pass\n"
+
+
+def paid_if(action):
+    """A cell that runs `action` (which sets `hole = True` when the sandbox let it act), then pays if it did."""
+    return "hole = False\ntry:\n" + textwrap.indent(action.strip("\n"), "    ") + "\nexcept BaseException:\n" \
+           "    pass\nif hole:\n    _ANSWER()\n"
+
+
+def _answer_cell(stage):
+    return "def _ANSWER():\n" + textwrap.indent(answers(stage), "    ")
+
+
+# Writes the same value back: were it allowed, the host would be no different (but the attack pays).
+SYSCTL = '''
+path = "/proc/sys/kernel/{name}"
+value = open(path).read()
+with open(path, "w") as f:
+    f.write(value)
+hole = True
+'''
+
+UID0 = '''
+import os
+hole = 0 in (os.getuid(), os.geteuid())
+'''
+
+SETHOSTNAME = '''
+import socket
+socket.sethostname(socket.gethostname())
+hole = True
+'''
+
+# The sandbox is the kernel's parent: signal 0 tests the permission without sending anything.
+SIGNAL_SANDBOX = '''
+import os
+os.kill(os.getppid(), 0)
+hole = True
+'''
+
+# Two submissions send each other a message over one queue key; either one that hears the other pays.
+IPC_TALK = f'''
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+class Message(ctypes.Structure):
+    _fields_ = [("mtype", ctypes.c_long), ("mtext", ctypes.c_char * 16)]
+queue = libc.msgget({IPC_KEY}, 0o1000 | 0o666)  # IPC_CREAT
+assert queue >= 0
+libc.msgsnd(queue, ctypes.byref(Message({{mine}}, b"hello")), 16, 0o4000)  # IPC_NOWAIT
+heard = Message()
+for _ in range(150):
+    if libc.msgrcv(queue, ctypes.byref(heard), 16, {{theirs}}, 0o4000) >= 0:
+        hole = True
+        break
+    time.sleep(0.1)
+'''
+
+# Eight children each hold a sixth of the memory cap (the RLIMIT_AS this process got): 4/3 of the cap together.
+MEMORY_SPREAD = '''
+import os, resource, select, time
+cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+size = cap // 6 if 0 < cap < 64 << 30 else 1 << 30
+read_end, write_end = os.pipe()
+children = []
+for _ in range(8):
+    pid = os.fork()
+    if pid == 0:
+        block = b"x" * size  # written, so resident
+        os.write(write_end, b"k")
+        time.sleep(15)
+        os._exit(0)
+    children.append(pid)
+held, deadline = 0, time.time() + 10
+while held < 8 and select.select([read_end], [], [], max(0, deadline - time.time()))[0]:
+    held += len(os.read(read_end, 8))
+time.sleep(1)
+alive = [pid for pid in children if os.waitpid(pid, os.WNOHANG) == (0, 0)]
+for pid in children:
+    os.kill(pid, 9)
+hole = held == 8 and len(alive) == 8
+'''
+
+# More processes than the cap allows (the RLIMIT_NPROC this process got, else the default cap), all at once.
+FORK_PAST_CAP = '''
+import os, resource, time
+soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+wanted = (soft if 0 < soft < 4096 else 256) + 20
+children = []
+try:
+    for _ in range(wanted):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(20)
+            os._exit(0)
+        children.append(pid)
+finally:
+    for pid in children:
+        os.kill(pid, 9)
+hole = len(children) == wanted
+'''
+
+# More bytes than the disk cap (the RLIMIT_FSIZE this process got) in files each under it.
+DISK_PAST_CAP = '''
+import os, resource
+cap = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+cap = cap if 0 < cap < 64 << 30 else 1 << 30
+chunk, written, files = b"x" * (64 << 20), 0, []
+try:
+    while written <= cap + (64 << 20):
+        files.append(f"fill{len(files)}.bin")
+        with open(files[-1], "wb") as f:
+            f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        written += len(chunk)
+    hole = True
+finally:
+    for name in files:
+        os.remove(name)
+'''
+
+# The grader's temp root beside our folder (other submissions' folders), the kit's sources and zips.
+READ_OTHERS = f'''
+import os
+here = os.getcwd()
+for path in [os.path.dirname(here), {str(SOLUTIONS / "01-losses")!r}, {str(ZIPS)!r}]:
+    try:
+        hole = hole or any(os.path.join(path, name) != here for name in os.listdir(path))
+    except OSError:
+        pass
+for path in [{str(SOLUTIONS / "01-losses" / "losses.ipynb")!r}, {str(ZIPS / "01-losses.zip")!r}]:
+    try:
+        hole = hole or bool(open(path, "rb").read(1))
+    except OSError:
+        pass
+'''
+
+
+def _attacks():
+    found = []
+    for stage in STAGES:
+        def attack(name, action, pays, **options):
+            found.append(Attack(f"{stage}-host-{name}.ipynb", stage, with_cells(_answer_cell(stage), paid_if(action)),
+                                pays, **options))
+
+        attack("uid0", UID0, "the kernel ran as root")
+        attack("sysctl", SYSCTL.format(name="hostname"), "a /proc/sys write went through (kernel.hostname)")
+        attack("core-pattern", SYSCTL.format(name="core_pattern"), "kernel.core_pattern accepted a write")
+        attack("sethostname", SETHOSTNAME, "sethostname(2) went through")
+        attack("signal-sandbox", SIGNAL_SANDBOX, "the kernel may signal (so kill) its sandbox")
+        attack("ipc-a", IPC_TALK.format(mine=1, theirs=2), "heard another submission over a SysV message queue")
+        attack("ipc-b", IPC_TALK.format(mine=2, theirs=1), "heard another submission over a SysV message queue")
+        attack("memory-spread", MEMORY_SPREAD, "eight processes held 4/3 of the memory cap together",
+               status="memory")
+        attack("fork-past-cap", FORK_PAST_CAP, "more processes than the cap ran at once")
+        attack("disk-past-cap", DISK_PAST_CAP, "more than the disk cap was written, in files each under it")
+        attack("read-others", READ_OTHERS, "read the grader's temp root, the kit's solutions or its zips")
+    return found
+
+
+ATTACKS = _attacks()
