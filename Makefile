@@ -15,9 +15,12 @@ $(READY): pyproject.toml
 test: $(READY)
 	$(PY) -m pytest -q
 
-# The whole planted-bug corpus, graded with real otter.
+# The whole planted-bug corpus, graded with real otter; then the mutation audit
+# (tests/mutation/audit.py): every mutmut mutant of every exercise region judged
+# by the hidden checks, a sample re-graded for real, tests/corpus/MUTATION.md written.
 mutants: $(READY)
 	$(PY) -m pytest -q -m mutants
+	$(PY) tests/mutation/audit.py
 
 demo: $(READY)
 	$(VENV)/bin/sgdkit demo

@@ -16,6 +16,7 @@ import pytest
 import checks
 from checks import descent
 from corpus.descent import ALL_PARTS, ALTERNATIVES, BLANK, FUNCTIONS, MUTANTS, QUESTIONS
+from mutation import inprocess
 from notebook_env import answer_cells, code_cells, region_texts, run_answers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +37,7 @@ def notebook_env(solutions=None):
     return run_answers(IMPORTS, ANSWER_CELLS, solutions)
 
 
-def graded(question, env, seed=0):
-    """{part: None or failure}, with inputs and probe data through JSON as in `sgdkit grade`."""
-    inputs = json.loads(json.dumps(descent.make_inputs(question, seed)))
-    data = json.loads(json.dumps(checks.probe(question, env, inputs), allow_nan=False))
-    return descent.judge(question, inputs, data)
+graded = inprocess.judged  # {part: None or failure}, inputs and probe data through JSON as in `sgdkit grade`
 
 
 def failing(question, env, seed=0):

@@ -3,43 +3,28 @@
 The "student" is the master notebook's answer cells, run against the reference
 library with some solution regions replaced (tests/corpus/losses.py).
 """
-import contextlib
 import json
 import re
 import textwrap
 from pathlib import Path
 
-import match
 import pytest
 import checks
 from checks import losses
 from corpus import losses as corpus
-from notebook_env import answer_cells, code_cells, region_texts, run_answers
+from mutation import inprocess
+from notebook_env import code_cells, region_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "01-losses" / "losses.ipynb"
 SEEDS = range(20)
 
 CODE = code_cells(NOTEBOOK)
-ANSWER_CELLS = answer_cells(NOTEBOOK)
 
 
-_ANSWER_ATTRIBUTES = [(cls, name) for cls in (match.List2D, match.Matrix) for name in ("mean", "abs", "__abs__")]
-
-
-@contextlib.contextmanager
 def student(solutions=None):
-    """The notebook's globals after running it with `solutions` in some regions.
-
-    The answer cells set class attributes on the shared `match` classes, so
-    they are put back afterwards.
-    """
-    saved = [(cls, name, cls.__dict__[name]) for cls, name in _ANSWER_ATTRIBUTES]
-    try:
-        yield run_answers(CODE[0], ANSWER_CELLS, solutions)  # CODE[0] is the imports cell
-    finally:
-        for cls, name, value in saved:
-            setattr(cls, name, value)
+    """The notebook's globals after running it with `solutions` in some regions; the `match` classes put back after."""
+    return inprocess.student("01-losses", solutions)
 
 
 def verdicts(env, question, seed=0):

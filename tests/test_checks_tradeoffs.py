@@ -5,16 +5,15 @@ the solution, blanked, or with one region replaced by an entry of
 tests/corpus/tradeoffs.py, then probed and judged across 20 grading seeds, with
 the JSON round trips that `sgdkit grade` makes between kernel and grader.
 """
-import json
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-import checks
 from checks import tradeoffs
 from corpus.tradeoffs import ALTERNATIVES, BLANK, MUTANTS, QUESTIONS
+from mutation import inprocess
 from notebook_env import answer_cells, run_answers
 
 NOTEBOOK = Path(__file__).parents[1] / "solutions" / "03-tradeoffs" / "tradeoffs.ipynb"
@@ -28,11 +27,7 @@ def notebook_env(solutions=None):
     return run_answers(IMPORTS, ANSWER_CELLS, solutions, env={})
 
 
-def graded(question, env, seed):
-    """{part: None or failure}, with inputs and probe data through JSON as in `sgdkit grade`."""
-    inputs = json.loads(json.dumps(tradeoffs.make_inputs(question, seed)))
-    data = json.loads(json.dumps(checks.probe(question, env, inputs), allow_nan=False))
-    return tradeoffs.judge(question, inputs, data)
+graded = inprocess.judged  # {part: None or failure}, inputs and probe data through JSON as in `sgdkit grade`
 
 
 def outcome(verdicts):

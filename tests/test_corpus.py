@@ -3,7 +3,8 @@
 Each corpus entry is typed into the student notebook the build wrote, with the
 solution everywhere else, and the whole stage is graded in one batch. The fast
 subset (one bug per question, one alternative, the blank and the solution) runs
-in `make test`; `make mutants` grades every entry.
+in `make test`, with the answers that once earned points they should not have
+(ONCE_MISSED); `make mutants` grades every entry.
 """
 import nbformat
 import pytest
@@ -14,6 +15,8 @@ from sgdkit.answers import fill, solution_regions
 from sgdkit.grade import grade
 
 CORPORA = {"01-losses": losses, "02-descent": descent, "03-tradeoffs": tradeoffs}
+# Answers the hidden tests once gave points they did not earn (issue 10), graded in the fast subset too.
+ONCE_MISSED = {"abs_returns_a_copy", "standardize_returns_its_inputs", "mb_hard_codes_mse", "constant_one"}
 
 
 def cases(corpus, fast):
@@ -25,7 +28,8 @@ def cases(corpus, fast):
         firsts = {}
         for entry in corpus.MUTANTS:
             firsts.setdefault(entry["question"], entry)
-        entries = list(firsts.values()) + corpus.ALTERNATIVES[:1]
+        missed = [e for e in corpus.MUTANTS if e["name"] in ONCE_MISSED]
+        entries = list(firsts.values()) + missed + corpus.ALTERNATIVES[:1]
     found += [(e["name"], {e["function"]: e["solution"]}, e["expected"]) for e in entries]
     return found
 

@@ -43,6 +43,13 @@ ONE_LINER = ("from collections import defaultdict\n"
              "__sgdkit_verdicts__ = defaultdict(lambda: defaultdict(lambda: None))")
 FEW_ATTACKS = ("oracle-hunter", "-nan.ipynb")  # fast subset of tests/attacks, per stage
 NOBODY = 65534  # an unprivileged uid with no business in /autograder
+# Attacks on guarantees that Gradescope's mode (no namespaces, as root) does not
+# give (the README's modes table): they may pay here. Every other attack must earn 0.
+NOT_IN_THIS_MODE = {
+    "host-disk-past-cap": "no total disk cap without namespaces (each file is still capped)",
+    "host-read-others": "host files are not hidden without namespaces: it reads this machine's checkout of the "
+                        "kit, which a Gradescope image does not hold (its only copy is the root-only source/)",
+}
 
 # Gradescope's documented results.json fields (autograder specifications, "Output format").
 VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
@@ -380,13 +387,16 @@ def test_time_per_submission_is_reported(roots):
 @pytest.mark.mutants
 @pytest.mark.parametrize("stage", STAGES)
 def test_whole_class_corpus_and_attacks_through_gradescope(roots, built_kit, stage, tmp_path):
-    """Does every sample agree with `sgdkit grade`, every bug and alternative score as recorded, every attack 0?"""
+    """Does every sample agree with `sgdkit grade`, every bug and alternative score as recorded, every attack 0?
+
+    Except the attacks in NOT_IN_THIS_MODE, which test what this mode does not promise.
+    """
     check_agreement(roots, built_kit, stage, samples(stage, fast=False), tmp_path)
     corpus, wrong = CORPORA[stage], []
     for entry in corpus.MUTANTS + corpus.ALTERNATIVES:
         got = points(autograde(roots[stage], "mine.ipynb", answered(stage, {entry["function"]: entry["solution"]})))
         if {q: outcome(*got[q]) for q in got} != {q: entry["expected"][q] for q in got}:
             wrong.append(f"{entry['name']}: {got}")
-    wrong += [f"{a.file}: {r['score']}" for a, r in attack_results(roots, [a for a in all_attacks() if a.stage == stage])
-              if r["score"] != 0]
+    chosen = [a for a in all_attacks() if a.stage == stage and not any(k in a.file for k in NOT_IN_THIS_MODE)]
+    wrong += [f"{a.file}: {r['score']}" for a, r in attack_results(roots, chosen) if r["score"] != 0]
     assert wrong == []

@@ -29,7 +29,6 @@ import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from . import ZIPS, isolation
@@ -540,8 +539,8 @@ class Batch:
             if not self.mode.prefix and not isolation.reachable(str(self.root.parent)):
                 os.rmdir(self.root)
                 raise ValueError(f"the temp folder {self.root.parent} is closed to other users, so kernels running "
-                                 "as their own uids could not reach their folders; set TMPDIR to one that is not, "
-                                 "such as /tmp")
+                                 "as their own uids could not reach their folders; set TMPDIR to a folder others "
+                                 "may pass through, such as /tmp")
         self.mode.cgroups = isolation.Cgroups.create()
         self.note = self.mode.describe()  # in every result's notes
         print(f"sgdkit grade: {self.note}", file=sys.stderr)
@@ -563,7 +562,7 @@ class Batch:
         self.fonts.join(timeout=30)
         if self.mode.cgroups:
             self.mode.cgroups.close()
-        for uid in self.uids:  # the workers' own sweeps may have been cut short by Ctrl-C
+        for uid in self.uids if exc[0] else ():  # interrupted: the workers' own sweeps may have been cut short
             isolation.sweep(uid)
         shutil.rmtree(self.root, ignore_errors=True)
 

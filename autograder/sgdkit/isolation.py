@@ -69,7 +69,8 @@ class Mode:
         holds = [text for text, ok in self.guarantees() if ok]
         lacks = [text for text, ok in self.guarantees() if not ok]
         how = self.name + (f" ({self.why})" if self.why else "") + (f", {self.cgroups.kind}" if self.cgroups else "")
-        return f"isolation: {how}; holds: {', '.join(holds)}" + (f"; does not hold: {', '.join(lacks)}" if lacks else "")
+        lacking = f"; does not hold: {', '.join(lacks)}" if lacks else ""
+        return f"isolation: {how}; holds: {', '.join(holds)}{lacking}"
 
 
 def detect(namespaces=None):
@@ -77,7 +78,7 @@ def detect(namespaces=None):
     True requires them (ValueError if the machine refuses)."""
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     if namespaces is False or (namespaces is None and os.environ.get(OFF, "") not in ("", "0")):
-        return Mode(None, root, why=f"turned off by {'namespaces=False' if namespaces is False else OFF}")
+        return Mode(None, root, why="turned off" if namespaces is False else f"turned off by {OFF}")
     prefix = ["unshare", "-mn" if root else "-rmn", "--ipc", "--uts", "--pid", "--fork", "--kill-child",
               "--mount-proc", "--"]
     why = _refused(tuple(prefix))

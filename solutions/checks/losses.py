@@ -100,9 +100,14 @@ def make_inputs(question, seed):
         cases = {}
         for loss in ("mse", "mae"):
             n = int(rng.integers(4, 10))
-            y = np.array(_uniform(rng, (n, 1)))
-            # yhat - y stays at least 0.1 from the kink of |yhat - y|.
-            yhat = y + np.array(_away_from_zero(rng, (n, 1)))
+            # d = yhat - y stays at least 0.1 from the kink of |d|. In half the
+            # entries y is larger than d and of the other sign, so yhat + y and
+            # yhat - y differ in sign there whatever the seed.
+            d = np.array(_away_from_zero(rng, (n, 1)))
+            against = rng.permutation(np.resize([True, False], n)).reshape(n, 1)
+            larger = -np.sign(d) * rng.uniform(2.0, 3.0, size=(n, 1))
+            y = np.where(against, larger, rng.uniform(-3.0, 3.0, size=(n, 1)))
+            yhat = y + d
             upstream = _away_from_zero(rng, (1, 1), 0.5)
             cases[loss] = {"yhat": yhat.tolist(), "y": y.tolist(), "upstream": upstream}
         return cases
@@ -114,15 +119,20 @@ def _uniform(rng, shape):
 
 
 def _away_from_zero(rng, shape, low=0.1):
-    """Entries with |x| in [low, 2], both signs present when there are two or more.
+    """Entries with |x| in [low, 2]: both signs from 2 entries, each sign below and above 1 from 4.
 
     low = 0.1 keeps inputs of abs far more than 10h (h = 1e-5) from its kink, so
-    central differences never straddle it.
+    central differences never straddle it. The mix is fixed, not drawn, so a bug
+    that breaks one sign only, or compares with 1 instead of 0, fails whatever
+    the seed.
     """
     n = int(np.prod(shape))
-    # Both signs, so that a bug which only breaks one sign always shows.
-    signs = rng.permutation(np.resize([-1.0, 1.0], n)) if n > 1 else rng.choice([-1.0, 1.0], size=1)
-    return (signs * rng.uniform(low, 2.0, size=n)).reshape(shape).tolist()
+    if n == 1:
+        return (rng.choice([-1.0, 1.0]) * rng.uniform(low, 2.0, size=shape)).tolist()
+    kinds = rng.permutation(np.resize(np.arange(4), n))  # 0, 1: below 1; 2, 3: above; odd: positive
+    signs = np.where(kinds % 2, 1.0, -1.0)
+    magnitudes = np.where(kinds < 2, rng.uniform(low, 1.0, size=n), rng.uniform(1.0, 2.0, size=n))
+    return (signs * magnitudes).reshape(shape).tolist()
 
 
 def _two_upstreams(rng, shape):
@@ -138,11 +148,12 @@ def _two_upstreams(rng, shape):
 
 
 def _with_zeros(rng, shape):
-    """Entries away from zero except about a third of them, which are exactly 0.0."""
-    x = np.array(_away_from_zero(rng, shape))
-    zeros = rng.choice(x.size, size=max(1, x.size // 3), replace=False)
-    x.flat[zeros] = 0.0
-    return x.tolist()
+    """About a third of the entries exactly 0.0, the others as _away_from_zero makes them."""
+    n = int(np.prod(shape))
+    zeros = rng.choice(n, size=max(1, n // 3), replace=False)
+    x = np.zeros(n)
+    x[np.setdiff1d(np.arange(n), zeros)] = _away_from_zero(rng, (n - len(zeros),))
+    return x.reshape(shape).tolist()
 
 
 # Judge: pure numpy on the probe's data, no student objects

@@ -24,7 +24,8 @@ def answers(stage):
     """
     master = next((SOLUTIONS / stage).glob("*.ipynb"))
     cells = [fill_regions(source, {}) for source in dict.fromkeys(answer_cells(master).values())]
-    return f"for _source in {cells!r}:\n    try:\n        exec(_source, globals())\n    except Exception:\n        pass\n"
+    return (f"for _source in {cells!r}:\n"
+            "    try:\n        exec(_source, globals())\n    except Exception:\n        pass\n")
 
 
 def paid_if(action):
@@ -74,7 +75,7 @@ queue = libc.msgget({IPC_KEY}, 0o1000 | 0o666)  # IPC_CREAT
 assert queue >= 0
 libc.msgsnd(queue, ctypes.byref(Message({{mine}}, b"hello")), 16, 0o4000)  # IPC_NOWAIT
 heard = Message()
-for _ in range(150):
+for _ in range(100):
     if libc.msgrcv(queue, ctypes.byref(heard), 16, {{theirs}}, 0o4000) >= 0:
         hole = True
         break

@@ -6,8 +6,9 @@ Each mutant is typed into its region (every other region keeps the solution)
 and judged in process, in a forked child with a time and memory limit, on
 SEEDS. It is killed when its own question loses points on every seed;
 otherwise it must be listed in tests/corpus/equivalent.md with a reason. Points
-lost in another question are an isolation bug and are reported. A sample of
-mutants is then graded by real `sgdkit grade` and must fail the same parts.
+lost in another question (an isolation bug) and failing parts that change with
+the seed are reported too. A sample of mutants is then graded by real
+`sgdkit grade` and must fail the same parts. Exit status 1 on any of these.
 """
 import argparse
 import hashlib
@@ -18,6 +19,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from importlib.metadata import version
 from pathlib import Path
 
@@ -25,7 +27,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 import checks  # noqa: E402
 from mutation.inprocess import failing, student_env  # noqa: E402
-from mutation.mutants import ROOT, all_mutants, equivalent_problems, equivalents  # noqa: E402
+from mutation.mutants import ROOT, all_mutants, equivalent_problems, equivalents, spread  # noqa: E402
 
 SEEDS = (0, 1, 2, 3, 4)
 TIMEOUT = 120.0  # seconds per mutant; the solution's whole stage takes about 1 s per seed
@@ -61,7 +63,8 @@ def run_forked(tasks, work, jobs, timeout=TIMEOUT):
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid:
             key, path, _, killed = running.pop(pid)
-            results[key] = {"timeout": timeout} if killed else _read(path) or {"died": status}
+            result = _read(path)
+            results[key] = {"timeout": timeout} if killed else {"died": status} if result is None else result
             continue
         for pid, entry in running.items():
             if not entry[3] and time.monotonic() > entry[2]:
@@ -72,18 +75,19 @@ def run_forked(tasks, work, jobs, timeout=TIMEOUT):
 
 
 def _child(work, task, path):
-    """In a forked child: work(task) as JSON into `path`, then exit without running the parent's cleanup."""
-    code = 1
+    """In a forked child: work(task), or the error it raised, as JSON into `path`; then exit at once."""
     try:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)  # whatever the mutant prints
-        result = work(task)
+        try:
+            result = work(task)
+        except Exception:
+            result = {"error": traceback.format_exc()[-2000:]}
         Path(path + ".part").write_text(json.dumps(result))
         os.replace(path + ".part", path)
-        code = 0
     finally:
-        os._exit(code)
+        os._exit(0)  # never the parent's cleanup (atexit, pytest) in a fork
 
 
 def _read(path):
@@ -96,7 +100,7 @@ def _read(path):
 def classify(mutant, result, listed):
     """'killed', 'equivalent', 'survived' or 'unstable' (killed on some seeds only)."""
     if "own" not in result:
-        return "killed"  # timed out or died: in `sgdkit grade` its question scores 0
+        return "killed"  # timed out or died (in `sgdkit grade` its question scores 0), or an error reported apart
     kills = [bool(parts) for parts in result["own"]]
     if all(kills):
         return "killed"
@@ -106,15 +110,15 @@ def classify(mutant, result, listed):
 
 
 def regrade_sample(mutants, outcomes, results):
-    """About REGRADE_PER_STAGE mutants per stage: every live one first, then killed ones spread by hash."""
-    def spread(m):
-        return hashlib.sha256(m.id.encode()).hexdigest()
+    """REGRADE_PER_STAGE mutants per stage: live ones first, then the killed ones that fail the fewest parts."""
+    def subtle(m):  # ties broken by hash: a fixed sample that does not follow the notebook's order
+        return len(results[m.id]["own"][0]), hashlib.sha256(m.id.encode()).hexdigest()
 
     chosen = []
     for stage in checks.STAGES:
         ok = [m for m in mutants if m.stage == stage and "own" in results[m.id]]
-        live = sorted((m for m in ok if outcomes[m.id] != "killed"), key=spread)[:REGRADE_PER_STAGE // 2]
-        killed = sorted((m for m in ok if outcomes[m.id] == "killed"), key=spread)
+        live = sorted((m for m in ok if outcomes[m.id] != "killed"), key=subtle)[:REGRADE_PER_STAGE // 2]
+        killed = sorted((m for m in ok if outcomes[m.id] == "killed"), key=subtle)
         chosen += live + killed[:REGRADE_PER_STAGE - len(live)]
     return chosen
 
@@ -146,7 +150,7 @@ def regrade(sample, jobs):
         tasks = [(name, (m, real[name]["seed"])) for name, m in mine.items()]
         fast = run_forked(tasks, lambda task: _all_failing(*task), jobs)
         for name, m in mine.items():
-            got = {q: sorted(t["name"] for t in r["tests"] if not t["passed"])
+            got = {q: sorted(t["name"] for t in r["tests"] if t["hidden"] and not t["passed"])
                    for q, r in real[name]["questions"].items()}
             rows.append((m, fast[name], {q: parts for q, parts in got.items() if parts}, real[name]["status"]))
     return rows
@@ -161,43 +165,72 @@ def _all_failing(mutant, seed):
 
 def report(mutants, outcomes, results, listed, problems, rows, seconds):
     """The text of MUTATION.md."""
-    tool = f"mutmut {version('mutmut')}"
     lines = [
         "# Mutation audit",
         "",
-        f"Written by `make mutants` (tests/mutation/audit.py). Mutants: {tool}'s operators, each applied",
-        "alone to one exercise region (a master notebook's SOLUTION region; the library's EXERCISE blocks",
-        "are the same text). Judged by the hidden checks in process, as `sgdkit grade` judges, on seeds",
-        f"{', '.join(map(str, SEEDS))}: killed means its own question loses points on every seed;",
-        "equivalent means full marks and listed, with its reason, in [equivalent.md](equivalent.md).",
+        f"Written by `make mutants` (tests/mutation/audit.py). Mutants: mutmut {version('mutmut')}'s operators,",
+        "each applied alone to one exercise region (a master notebook's SOLUTION region; the library's",
+        "EXERCISE blocks are the same text). Judged by the hidden checks in process, as `sgdkit grade`",
+        f"judges, on seeds {', '.join(map(str, SEEDS))}: killed means its own question loses points on every",
+        "seed, the same parts on each; equivalent means full marks, and listed with its reason in",
+        "[equivalent.md](equivalent.md).",
         "",
-        "| stage | mutants | killed | equivalent (listed) | survived | killed of non-equivalent |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
+    lines += _table(mutants, outcomes)
+    counts = ", ".join(f"{q} {n}" + (" (over a third)" if 3 * n > len(listed) else "")
+                       for q, n in spread(mutants, listed).items())
+    lines += ["", f"{len(mutants)} mutants, judged in {seconds:.0f} s. Equivalents per question: {counts}.", ""]
+    lines += _findings(mutants, outcomes, results, problems)
+    return "\n".join(lines + (_agreement(rows, outcomes) if rows else [])) + "\n"
+
+
+def _table(mutants, outcomes):
+    """The per-stage table's lines."""
+    lines = ["| stage | mutants | killed | equivalent (listed) | survived | killed of non-equivalent |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for stage in checks.STAGES:
         mine = [outcomes[m.id] for m in mutants if m.stage == stage]
         killed, equivalent = mine.count("killed"), mine.count("equivalent")
         live = len(mine) - killed - equivalent
         rate = f"{100 * killed / (killed + live):.1f}%" if killed + live else "-"
         lines.append(f"| {stage} | {len(mine)} | {killed} | {equivalent} | {live} | {rate} |")
-    lines += ["", f"{len(mutants)} mutants in {seconds:.0f} s.", ""]
-    lines += _section("Survivors, unexplained", [
-        f"- `{m.id}` ({outcomes[m.id]}): `{m.change}`" for m in mutants if outcomes[m.id] in ("survived", "unstable")])
-    lines += _section("Points lost in another question (isolation)", [
-        f"- `{m.id}`: `{m.change}` fails {results[m.id]['others']}" for m in mutants if results[m.id].get("others")])
-    lines += _section("Timeouts and crashes (scored 0 by `sgdkit grade`)", [
-        f"- `{m.id}`: `{m.change}`: {results[m.id]}" for m in mutants if "own" not in results[m.id]])
-    lines += _section("Problems with equivalent.md", [f"- {p}" for p in problems])
-    if rows:
-        agree = sum(fast == real for _, fast, real, _ in rows)
-        lines += [f"## Real grading agrees: {agree} of {len(rows)}", "",
-                  "Each sampled mutant was graded by `sgdkit grade` (sandbox, probes, otter scoring) and judged",
-                  "in process at the seed the grader drew for it; both list the same failing parts.", "",
-                  "| mutant | outcome | change | failing parts (in process) | failing parts (sgdkit grade) | status |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| `{m.id}` | {outcomes[m.id]} | `{_cell(m.change)}` | {_parts(fast)} | {_parts(real)} | {status} |"
-                  for m, fast, real, status in rows]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _findings(mutants, outcomes, results, problems):
+    """One section per kind of finding, each saying "None." when there is none."""
+    def each(keep, say):
+        return [f"- `{m.id}`: `{m.change}`{say(m, results[m.id])}" for m in mutants if keep(m, results[m.id])]
+
+    return (
+        _section("Survivors, unexplained", each(
+            lambda m, r: outcomes[m.id] in ("survived", "unstable"), lambda m, r: f" ({outcomes[m.id]})"))
+        + _section("Failing parts that depend on the seed", each(
+            lambda m, r: _seed_dependent(r), lambda m, r: f" fails {sorted(set(map(tuple, r['own'])))}"))
+        + _section("Points lost in another question (isolation)", each(
+            lambda m, r: r.get("others"), lambda m, r: f" fails {r['others']}"))
+        + _section("Timeouts and crashes (scored 0 by `sgdkit grade`)", each(
+            lambda m, r: "timeout" in r or "died" in r, lambda m, r: f": {r}"))
+        + _section("Errors of the audit itself", each(lambda m, r: "error" in r, lambda m, r: f": {r['error']}"))
+        + _section("Problems with equivalent.md", [f"- {p}" for p in problems])
+    )
+
+
+def _agreement(rows, outcomes):
+    """The lines comparing the in-process verdicts with real grading."""
+    agree = sum(fast == real for _, fast, real, _ in rows)
+    return [f"## Real grading agrees: {agree} of {len(rows)}", "",
+            "Each sampled mutant was graded by `sgdkit grade` (sandbox, probes, otter scoring) and judged",
+            "in process at the seed the grader drew for it; both list the same failing parts.", "",
+            "| mutant | outcome | change | failing parts (in process) | failing parts (sgdkit grade) | status |",
+            "| --- | --- | --- | --- | --- | --- |"] + [
+        f"| `{m.id}` | {outcomes[m.id]} | `{_cell(m.change)}` | {_parts(fast)} | {_parts(real)} | {status} |"
+        for m, fast, real, status in rows]
+
+
+def _seed_dependent(result):
+    """Did the mutant's question fail different parts on different seeds?"""
+    return len({tuple(parts) for parts in result.get("own", [])}) > 1
 
 
 def _section(title, items):
@@ -226,7 +259,8 @@ def main(argv=None):
     seconds = time.monotonic() - start
     rows = [] if args.no_regrade else regrade(regrade_sample(mutants, outcomes, results), args.jobs)
     REPORT.write_text(report(mutants, outcomes, results, listed, problems, rows, seconds))
-    bad = [m.id for m in mutants if outcomes[m.id] in ("survived", "unstable") or results[m.id].get("others")]
+    bad = [m.id for m in mutants if outcomes[m.id] in ("survived", "unstable") or results[m.id].get("others")
+           or _seed_dependent(results[m.id]) or "error" in results[m.id]]
     bad += problems + [m.id for m, fast, real, _ in rows if fast != real]
     print(f"{len(mutants)} mutants in {seconds:.0f} s; wrote {REPORT.relative_to(ROOT)}; {len(bad)} problems")
     return 1 if bad else 0

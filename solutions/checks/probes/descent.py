@@ -156,12 +156,16 @@ def _probe_split(env, match, inputs):
     return results
 
 
+def standardize_calls(inputs):
+    """{call: the datasets it passes}: train, valid and test; then another training set alone."""
+    return {"all": [inputs["train"]] + inputs["others"], "train_only": [inputs["alone"]]}
+
+
 def _probe_standardize(env, match, inputs):
     standardize = env.get("standardize")
-    parts = [inputs["train"]] + inputs["others"]
     result = {}
-    for name, count in (("all", len(parts)), ("train_only", 1)):
-        given = [_dataset(match, part) for part in parts[:count]]  # fresh, whatever the last call did
+    for name, parts in standardize_calls(inputs).items():
+        given = [_dataset(match, part) for part in parts]  # fresh, whatever the last call did
         matrices = [(d.X, d.y) for d in given]
         try:
             out = standardize(*given)
