@@ -58,6 +58,14 @@ def row_of(rows, attack):
     return next((r for file, r in rows.items() if file == name or file.endswith("/" + name)), None)
 
 
+def feedback_of(graded, attack):
+    """The attack's feedback Markdown, found through its grades.csv row."""
+    rows, out = graded[attack.stage]
+    row = row_of(rows, attack)
+    assert row is not None, f"no grades.csv row for {attack.file!r}"
+    return (out / "feedback" / f"{flat_name(row['file'])}.md").read_text(encoding="utf-8")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", ALL, ids=lambda a: a.file)
 def test_attack_earns_nothing(graded, attack):
@@ -74,9 +82,7 @@ def test_attack_earns_nothing(graded, attack):
 @pytest.mark.parametrize("attack", [a for a in ALL if "feedback_lacks" in a.extra], ids=lambda a: a.file)
 def test_feedback_carries_nothing_hidden(graded, attack):
     """Does the attacker's feedback quote none of the grader's hidden code, whatever it printed or returned?"""
-    _, out = graded[attack.stage]
-    text = "\n".join(p.read_text(encoding="utf-8") for p in (out / "feedback").glob(f"*{attack.file[:-6]}*.md"))
-    assert text, f"no feedback for {attack.file}"
+    text = feedback_of(graded, attack)
     assert [m for m in attack.extra["feedback_lacks"] if m in text] == []
 
 
@@ -118,10 +124,7 @@ def test_csv_files_neutralise_formulas(graded, stage, tmp_path):
 @pytest.mark.parametrize("attack", ALL, ids=lambda a: a.file)
 def test_feedback_renders_as_plain_text(graded, attack):
     """Rendered as Markdown, does the feedback show the submission's texts as text: no HTML, image, link, fake total?"""
-    rows, out = graded[attack.stage]
-    row = row_of(rows, attack)
-    assert row is not None, f"no grades.csv row for {attack.file!r}"
-    text = (out / "feedback" / f"{flat_name(row['file'])}.md").read_text(encoding="utf-8")
+    text = feedback_of(graded, attack)
     assert feedback_problems(text) == []
     shown = shown_text(text)
     assert [payload for payload in attack.extra.get("shows", []) if payload not in shown] == [], text
