@@ -22,7 +22,8 @@ from nbclient import NotebookClient
 
 from sgdkit import ASSIGNMENTS, ZIPS, isolation
 from sgdkit.build import build
-from sgdkit.grade import code_cells, grade
+from sgdkit.grade import grade
+from sgdkit.submissions import code_cells
 
 STAGE = "02-descent"
 RESULTS = Path(__file__).with_name("RESULTS.md")

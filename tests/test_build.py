@@ -4,8 +4,10 @@ The real solutions/ tree is built once per session (real otter, real kernels)
 into a temp folder, so the checkout's assignments/ is never touched. The small
 tree in fixtures/build-tree checks the library copy without otter. Each TA
 mistake is planted in a copy of solutions/, and the build must name its file
-and line.
+and line. `--check` runs on the checkout itself (it writes nothing there) and
+on copies with a planted hand edit or an edit not rebuilt.
 """
+import argparse
 import hashlib
 import json
 import runpy
@@ -17,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from sgdkit import SOLUTIONS
-from sgdkit.build import (
-    BuildError, Job, build, check_leaks, exercises, find_stages, kernel_env, library_files,
-    normalise, parse_master, secrets_for, stub, sync, write_library,
-)
+from sgdkit import ASSIGNMENTS, SOLUTIONS, ZIPS
+from sgdkit.assign import BuildJob, assign_env, normalise, stub, write_library
+from sgdkit.build import build, check, sync
+from sgdkit.leaks import check_leaks, secrets_for
+from sgdkit.sources import BuildError, exercises, find_stages, library_files, parse_master
 
 FIXTURE = Path(__file__).parent / "fixtures" / "build-tree" / "solutions"
 
@@ -55,7 +57,7 @@ def solutions(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def built(solutions, tmp_path_factory):
-    """The real solutions built once, into a temp folder: (output root, {stage: Job})."""
+    """The real solutions built once, into a temp folder: (output root, {stage: BuildJob})."""
     out = tmp_path_factory.mktemp("build")
     jobs = build(solutions, out / "assignments", out / "zips", log=lambda line: None)
     return out, jobs
@@ -116,7 +118,7 @@ def test_nothing_leaks(built, solutions, tree):
     out, jobs = built
     stages, masters, library = tree
     for stage in stages:
-        job = Job(stage, stages, masters, library, solutions, out, view=out / "assignments" / stage.name)
+        job = BuildJob(stage, stages, masters, library, solutions, out, view=out / "assignments" / stage.name)
         check_leaks(job)  # raises BuildError on a leak
 
 
@@ -138,7 +140,7 @@ def test_planted_leaks_fail_the_build(built, solutions, tree, tmp_path):
     nb["cells"].append({"cell_type": "code", "metadata": {}, "source": f"x = 1\n{hidden}\n",
                         "outputs": [], "execution_count": None, "id": "planted"})
     notebook.write_text(json.dumps(nb))
-    job = Job(stage, stages, masters, library, solutions, tmp_path, view=view)
+    job = BuildJob(stage, stages, masters, library, solutions, tmp_path, view=view)
     with pytest.raises(BuildError) as error:
         check_leaks(job)
     lines = len(library_file.read_text().splitlines())
@@ -151,7 +153,7 @@ def test_fixture_stubs_name_their_question(tmp_path):
     stages, masters, library = read_tree(FIXTURE)
     copies = {}
     for stage in stages:
-        job = Job(stage, stages, masters, library, FIXTURE, tmp_path / stage.name)
+        job = BuildJob(stage, stages, masters, library, FIXTURE, tmp_path / stage.name)
         write_library(job)
         copies[stage.name] = runpy.run_path(str(job.staged / "match" / "num.py"))["Num"]
     with pytest.raises(NotImplementedError, match=r"^Num\.double is yours to write: answer question double in first\.ipynb$"):
@@ -217,7 +219,7 @@ def test_solution_scores_full_and_blank_scores_zero(built):
 
 def test_kernel_is_this_interpreter(tmp_path):
     """Do otter's kernels run on the interpreter running the build, whatever kernels the user has?"""
-    env = kernel_env(tmp_path)
+    env = assign_env(tmp_path)
     listing = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
                              env=env, capture_output=True, text=True, check=True)
     spec = json.loads(listing.stdout)["kernelspecs"]["python3"]
@@ -347,3 +349,42 @@ def test_one_master_edited_rebuilds_its_stage_only(built, solutions, tmp_path):
     lines = []
     jobs = build(copy, tmp_path / "assignments", tmp_path / "zips", log=lines.append)
     assert [name for name, job in jobs.items() if job] == ["01-losses"], lines
+
+
+# `sgdkit build --check` ------------------------------------------------------------
+
+
+def test_check_passes_on_the_committed_tree(capsys):
+    """Does `sgdkit build --check` exit 0 on the checkout, leaving assignments/ and the zips as they were?"""
+    from sgdkit.build import add_arguments, main
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    before = file_hashes(ASSIGNMENTS), file_hashes(ZIPS)
+    assert main(parser.parse_args(["--check"])) == 0, capsys.readouterr().err
+    assert (file_hashes(ASSIGNMENTS), file_hashes(ZIPS)) == before
+
+
+def test_check_names_hand_edited_files(solutions, tmp_path):
+    """Does --check list a generated file edited by hand, a stray file and a stale summary, by path?"""
+    stage = find_stages(solutions)[0].name
+    copy = tmp_path / "assignments"
+    shutil.copytree(ASSIGNMENTS / stage, copy / stage)
+    edited = next((copy / stage / "match").glob("*.py"))
+    edited.write_text(edited.read_text() + "# a quick fix\n")
+    (copy / stage / "notes.txt").write_text("mine\n")
+    (tmp_path / "zips").mkdir()
+    (tmp_path / "zips" / f"{stage}.json").write_text('{"stage": "%s", "questions": []}\n' % stage)
+    assert check(solutions, copy, tmp_path / "zips", stages=[stage], log=lambda line: None) == [
+        f"{copy / stage / 'match' / edited.name}: differs",
+        f"{copy / stage / 'notes.txt'}: not made by the build",
+        f"{tmp_path / 'zips' / stage}.json: differs",
+    ]
+
+
+def test_check_catches_a_library_edit_not_rebuilt(solutions, tmp_path):
+    """Does --check fail on the committed assignments/ when solutions/match changed without a rebuild?"""
+    copy = planted(solutions, tmp_path, "match/list2d.py", "a list of row lists.", "a list of rows.")
+    stage = find_stages(copy)[0].name
+    stale = check(copy, ASSIGNMENTS, tmp_path / "zips", stages=[stage], log=lambda line: None)
+    assert stale == [f"assignments/{stage}/match/list2d.py: differs"]

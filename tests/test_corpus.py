@@ -13,6 +13,7 @@ from corpus import descent, losses, tradeoffs
 from sgdkit import ASSIGNMENTS, SOLUTIONS
 from sgdkit.answers import fill, solution_regions
 from sgdkit.grade import grade
+from sgdkit.results import outcome
 
 CORPORA = {"01-losses": losses, "02-descent": descent, "03-tradeoffs": tradeoffs}
 # Answers the hidden tests once gave points they did not earn (issue 10), graded in the fast subset too.
@@ -32,10 +33,6 @@ def cases(corpus, fast):
         entries = list(firsts.values()) + missed + corpus.ALTERNATIVES[:1]
     found += [(e["name"], {e["function"]: e["solution"]}, e["expected"]) for e in entries]
     return found
-
-
-def outcome(points, possible):
-    return "zero" if points == 0 else "full" if points == possible else "partial"
 
 
 def graded(stage, fast, tmp_path):
@@ -60,7 +57,7 @@ def check_outcomes(rows):
         got = {q: outcome(r["points"], r["possible"]) for q, r in result["questions"].items()}
         want = {q: expected[q] for q in got}
         if got != want:
-            wrong.append(f"{name}: expected {want}, got {got} ({result['status']})")
+            wrong.append(f"{name}: expected {want}, got {got} ({result['status']}: {result['detail']})")
     assert wrong == [], "\n".join(wrong)
 
 

@@ -27,7 +27,7 @@ def two_stages(tmp_path):
         "jdoe_losses.ipynb": {}, "asmith_losses.ipynb": {"fails": ["matrix_abs/test_gradient"]},
         "losses (2).ipynb": {}})
     write_graded(tmp_path / "descent", "02-descent", {
-        "jdoe_descent.ipynb": {"fails": ["*"], "status": "timeout after 20 s"}, "bwu_descent.ipynb": {}})
+        "jdoe_descent.ipynb": {"fails": ["*"], "status": "timeout", "detail": "code cell 3 still running after 20 s"}, "bwu_descent.ipynb": {}})
     return [("01-losses", tmp_path / "losses", "{student}_losses.ipynb"),
             ("02-descent", tmp_path / "descent", "{student}_descent.ipynb")]
 
@@ -111,7 +111,7 @@ CLASS = {
     "a.ipynb": {},
     "b.ipynb": {"fails": ["matrix_abs/test_gradient"]},
     "c.ipynb": {"fails": ["list2d_mean/test_values"]},
-    "d.ipynb": {"fails": ["*"], "status": "timeout after 20 s"},
+    "d.ipynb": {"fails": ["*"], "status": "timeout", "detail": "code cell 3 still running after 20 s"},
 }
 
 
@@ -150,10 +150,10 @@ def test_preview_writes_changes_csv_and_prints(tmp_path):
     compare.preview(old, tmp_path / "g", out)
     rows = read_csv(tmp_path / "g" / "changes.csv")
     assert [(r["file"], r["old_total"], r["new_total"], r["old_status"], r["new_status"]) for r in rows] == [
-        ("d.ipynb", "0", "5", "timeout after 20 s", "ok")]
+        ("d.ipynb", "0", "5", "timeout: code cell 3 still running after 20 s", "ok")]
     assert rows[0]["questions"] == "list2d_mean 0->2; matrix_abs 0->3"
     printed = out.getvalue()
-    assert "d.ipynb" in printed and "0 -> 5" in printed and "status timeout after 20 s -> ok" in printed
+    assert "d.ipynb" in printed and "0 -> 5" in printed and "status timeout: code cell 3 still running after 20 s -> ok" in printed
     assert "a.ipynb" not in printed
 
 

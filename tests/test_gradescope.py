@@ -114,7 +114,7 @@ def test_schema_check_catches_what_gradescope_rejects():
 
 def test_results_json_from_a_result():
     """Does a result become one test per part: hidden ones scored with their hint, public ones 0-point practice?"""
-    result = {"file": "x.ipynb", "status": "ok", "total": 2, "questions": {"q": {"tests": [
+    result = {"file": "x.ipynb", "status": "ok", "detail": "", "total": 2, "questions": {"q": {"tests": [
         {"name": "value", "hidden": True, "points": 2, "passed": True},
         {"name": "shape", "hidden": True, "points": 3, "passed": False, "hint": "mind the shape"},
         {"name": "example", "hidden": False, "points": 0, "passed": False, "message": "got 1, expected 2"},

@@ -1,6 +1,6 @@
-"""Tests of the host isolation of `sgdkit grade` (isolation.py), in each mode this machine can force.
+"""Tests of the host isolation of `sgdkit grade` (isolation.py, cgroups.py), in each mode this machine can force.
 
-Fast tests drive isolation.py directly: modes, guarantees, cgroups, the
+Fast tests drive isolation.py and cgroups.py directly: modes, guarantees, cgroups, the
 kernel's preexec, the sweep. Slow ones grade real notebooks in three modes
 (namespaces as root; no namespaces as root, with cgroups; and without cgroups
 either, as in Docker) and watch from outside: no kernel process has uid 0,
@@ -88,9 +88,9 @@ def test_cgroup_v2_where_controllers_can_be_enabled(tmp_path, monkeypatch):
         (folder / "cgroup.controllers").write_text("cpu memory pids\n")
     (top / "cgroup.subtree_control").write_text("memory pids\n")
     (own / "cgroup.subtree_control").mkdir()  # the write fails, as EBUSY does where processes live
-    monkeypatch.setattr(isolation, "_cgroup_mounts", lambda: [(str(top), "/", "cgroup2", {"rw"})])
-    monkeypatch.setattr(isolation, "_own_cgroups", lambda: {"": "/session.scope"})
-    monkeypatch.setattr(isolation, "_remove", lambda folder: shutil.rmtree(folder, ignore_errors=True))
+    monkeypatch.setattr("sgdkit.cgroups._cgroup_mounts", lambda: [(str(top), "/", "cgroup2", {"rw"})])
+    monkeypatch.setattr("sgdkit.cgroups._own_cgroups", lambda: {"": "/session.scope"})
+    monkeypatch.setattr("sgdkit.cgroups._remove", lambda folder: shutil.rmtree(folder, ignore_errors=True))
     made = isolation.Cgroups.create()
     assert made.kind == "cgroup v2" and Path(made.batch["memory"]).parent == top
     assert Path(made.batch["pids"], "cgroup.subtree_control").read_text() == "+memory +pids"

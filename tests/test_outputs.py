@@ -15,9 +15,10 @@ from markdown_it.common.utils import escapeHtml
 
 from attacks.files import BREAKOUT, ONE_LINE, feedback_problems, shown_text, zipped
 from sgdkit import compare, export
-from sgdkit.grade import Rejected, find_submissions, read_notebook
-from sgdkit.outputs import (FORMULA_START, MAX_FLAT, PLAIN_NUMBER, feedback, flat_name, md_block, md_quote, md_text,
-                            read_cell, read_csv, read_result, safe_cell, save_result, visible, write_csv, write_grades)
+from sgdkit.feedback import feedback, md_block, md_quote, md_text, save_result, write_grades
+from sgdkit.outputs import FORMULA_START, MAX_FLAT, PLAIN_NUMBER, flat_name, read_cell, read_csv, safe_cell, visible, write_csv
+from sgdkit.results import read_result
+from sgdkit.submissions import Rejected, find_submissions, read_notebook
 from test_report import write_graded
 
 HOSTILE_CELLS = ['=HYPERLINK("http://evil","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "\t=1+1", "\r=1+1",
@@ -61,7 +62,7 @@ def test_grades_csv_neutralises_names_but_not_scores(tmp_path):
     """Does write_grades quote a formula-like file name and keep points, total and percent as numbers?"""
     spec = types.SimpleNamespace(questions=["q1"])
     result = {"file": "=1+1.ipynb", "questions": {"q1": {"points": 2.5}}, "total": 2.5, "percent_correct": 62.5,
-              "status": "ok"}
+              "status": "ok", "detail": ""}
     write_grades(tmp_path / "grades.csv", spec, [result])
     assert raw_cells(tmp_path / "grades.csv")[5:] == ["'=1+1.ipynb", "2.5", "2.5", "62.5", "ok"]
 
@@ -159,7 +160,7 @@ def test_odd_entries_in_a_folder_all_get_rows(tmp_path):
     assert read_notebook(subs["bad-\\xff.ipynb"].path) == b""
 
 
-def test_a_folder_that_cannot_be_listed_is_skipped_with_a_warning(tmp_path, monkeypatch, capsys):
+def test_a_folder_that_cannot_be_listed_is_skipped_with_a_warning(tmp_path, monkeypatch, caplog):
     """Is an unlistable subfolder reported on stderr, and the rest of the inbox still found?"""
     (tmp_path / "locked").mkdir()
     (tmp_path / "ok.ipynb").write_text("{}")
@@ -172,7 +173,7 @@ def test_a_folder_that_cannot_be_listed_is_skipped_with_a_warning(tmp_path, monk
 
     monkeypatch.setattr(os, "scandir", refuse_locked)
     assert [s.file for s in find_submissions([tmp_path])] == ["ok.ipynb"]
-    assert "could not list" in capsys.readouterr().err
+    assert "could not list" in caplog.text
 
 
 def test_a_broken_link_given_by_name_gets_a_row(tmp_path):
@@ -224,10 +225,11 @@ def test_a_failed_write_is_the_rows_status(tmp_path):
     """When feedback cannot be written, does the result say so (to be regraded) instead of raising?"""
     (tmp_path / "results").mkdir()
     (tmp_path / "feedback").write_text("a file where the folder should be")
-    result = {"file": "a.ipynb", "status": "ok", "questions": {}, "total": 3, "possible": 3, "percent_correct": 100,
-              "notes": [], "grader": "1:x:0"}
+    result = {"file": "a.ipynb", "status": "ok", "detail": "", "questions": {}, "total": 3, "possible": 3,
+              "percent_correct": 100, "notes": [], "grader": "1:x:0"}
     save_result(tmp_path, result, types.SimpleNamespace(name="01-losses", questions=[], manual=[]))
-    assert result["status"].startswith("crashed: graded, but its feedback or results could not be written")
+    assert result["status"] == "crashed"
+    assert result["detail"].startswith("graded, but its feedback or results could not be written")
     assert "grader" not in result and result["total"] == 3 and "status before writing failed: ok" in result["notes"]
 
 
@@ -235,11 +237,11 @@ def test_text_that_is_not_unicode_is_written_anyway(tmp_path):
     """Is a kernel's message holding a lone surrogate (not encodable as UTF-8) written, and the JSON read back?"""
     for folder in ("results", "feedback"):
         (tmp_path / folder).mkdir()
-    result = {"file": "a.ipynb", "status": "cell-error: cell 1 raised ValueError: \ud800", "questions": {}, "total": 0,
-              "possible": 0, "percent_correct": 0, "notes": []}
+    result = {"file": "a.ipynb", "status": "cell-error", "detail": "cell 1 raised ValueError: \ud800", "questions": {},
+              "total": 0, "possible": 0, "percent_correct": 0, "notes": []}
     save_result(tmp_path, result, types.SimpleNamespace(name="01-losses", questions=[], manual=[]))
-    assert result["status"].endswith("\ud800")  # no write failed
-    assert read_result(tmp_path, "a.ipynb")["status"] == result["status"]
+    assert result["status"] == "cell-error"  # no write failed
+    assert read_result(tmp_path, "a.ipynb")["detail"] == result["detail"]
     assert "ValueError: \\ud800" in shown_text((tmp_path / "feedback" / "a.ipynb.md").read_text(encoding="utf-8"))
 
 
@@ -291,7 +293,7 @@ def test_feedback_of_a_hostile_submission_renders_as_plain_text():
              {"name": "one_line", "hidden": False, "points": 0, "passed": False, "message": ONE_LINE},
              {"name": "value", "hidden": True, "points": 2, "passed": False, "hint": "(yhat - y)**2 * 2 **"}]
     result = {"file": "<script>x</script> **Total: 9 / 9** # [a](http://b).ipynb", "total": 0, "possible": 4,
-              "percent_correct": 0, "status": f"cell-error: cell 3 raised ValueError: {BREAKOUT}",
+              "percent_correct": 0, "status": "cell-error", "detail": f"cell 3 raised ValueError: {BREAKOUT}",
               "questions": {"list2d_mean": {"points": 0, "possible": 4, "tests": tests}}}
     text = feedback(result, spec)
     assert feedback_problems(text) == []

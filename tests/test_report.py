@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from sgdkit import cli
-from sgdkit.report import load_graded, write_report
+from sgdkit.report import write_report
+from sgdkit.results import load_graded, status_text
 
 # question -> [(test, hidden, points, hint)], like a small stage 01.
 TESTS = {
@@ -30,7 +31,7 @@ def write_graded(folder, stage, submissions, tests=TESTS):
     """Write grades.csv and results/*.json as `sgdkit grade` does.
 
     `submissions` maps a file name to the tests it fails ("question/test", or
-    "*" for all) and optionally a status: {"fails": [...], "status": "ok"}.
+    "*" for all) and optionally a status and its detail: {"fails": [...], "status": "timeout", "detail": "..."}.
     """
     folder = Path(folder)
     (folder / "results").mkdir(parents=True, exist_ok=True)
@@ -47,12 +48,13 @@ def write_graded(folder, stage, submissions, tests=TESTS):
                                    "possible": sum(t["points"] for t in run), "tests": run, "details": {}}
         total = sum(q["points"] for q in questions.values())
         possible = sum(q["possible"] for q in questions.values())
-        status = spec.get("status", "ok")
-        result = {"file": file, "sha256": "0" * 64, "stage": stage, "status": status, "seed": 0,
+        status, detail = spec.get("status", "ok"), spec.get("detail", "")
+        result = {"file": file, "sha256": "0" * 64, "stage": stage, "status": status, "detail": detail, "seed": 0,
                   "seconds": 1.0, "questions": questions, "total": total, "possible": possible,
                   "percent_correct": round(100 * total / possible, 2)}
         (folder / "results" / f"{i:03d}.json").write_text(json.dumps(result), encoding="utf-8")
-        rows.append([file] + [questions[q]["points"] for q in tests] + [total, result["percent_correct"], status])
+        rows.append([file] + [questions[q]["points"] for q in tests] + [total, result["percent_correct"],
+                                                                          status_text(result)])
     with open(folder / "grades.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["file", *tests, "total", "percent_correct", "status"])
@@ -65,7 +67,7 @@ CLASS = {
     "jdoe_losses.ipynb": {"fails": ["matrix_abs/test_gradient", "matrix_abs/test_subgradient"]},
     "losses (2).ipynb": {"fails": ["list2d_mean/test_values", "matrix_abs/test_gradient", "matrix_abs/test_subgradient"]},
     "<b>bold</b>.ipynb": {"fails": ["matrix_abs/test_subgradient"]},
-    "hangs.ipynb": {"fails": ["*"], "status": "timeout after 20 s"},
+    "hangs.ipynb": {"fails": ["*"], "status": "timeout", "detail": "code cell 3 still running after 20 s"},
 }
 
 
@@ -111,8 +113,8 @@ def test_rejected_files_left_out_of_test_counts(tmp_path):
     """Do files that never ran (invalid, wrong stage) stay out of the test counts but in the list?"""
     write_graded(tmp_path / "g", "01-losses", {
         "a.ipynb": {"fails": ["matrix_abs/test_gradient"]}, "b.ipynb": {},
-        "c.ipynb": {"fails": ["*"], "status": "invalid: not a notebook (broken JSON)"},
-        "d.ipynb": {"fails": ["*"], "status": "wrong-stage: this is a 02-descent notebook"}})
+        "c.ipynb": {"fails": ["*"], "status": "invalid", "detail": "not a notebook (broken JSON)"},
+        "d.ipynb": {"fails": ["*"], "status": "wrong-stage", "detail": "this is a 02-descent notebook"}})
     html = write_report([tmp_path / "g"], tmp_path / "r.html").read_text(encoding="utf-8")
     assert "1 of 2 (50%)" in html and "of 4" not in html
     section = html.split("<h3>Not graded fully (status not ok)</h3>")[1].split("<details>")[0]
@@ -138,7 +140,7 @@ def test_everybody_passed_flag(tmp_path):
 def test_not_graded_fully(report):
     """Is the hanging submission listed with its status, and the others not?"""
     section = report.split("<h3>Not graded fully (status not ok)</h3>")[1].split("<h3>")[0].split("<details>")[0]
-    assert "hangs.ipynb" in section and "timeout after 20 s" in section
+    assert "hangs.ipynb" in section and ">timeout<" in section and "still running after 20 s" in section
     assert "jdoe_losses.ipynb" not in section
 
 
@@ -154,7 +156,7 @@ def test_every_submission_text_is_escaped(tmp_path):
     tests = {"list2d_mean": [("test_small_example", False, 0, f"it returned {script}{image}"),
                              ("test_values", True, 2, "mean equals sum / (nrow * ncol)")]}
     write_graded(tmp_path / "g", "01-losses", {
-        f"{script}.ipynb": {"fails": ["*"], "status": f"cell-error: cell 3 raised ValueError: {image}"},
+        f"{script}.ipynb": {"fails": ["*"], "status": "cell-error", "detail": f"cell 3 raised ValueError: {image}"},
         "b.ipynb": {"fails": ["*"]}}, tests=tests)
     html = write_report([tmp_path / "g"], tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<script" not in html and "<img src=x" not in html

@@ -8,11 +8,14 @@ it names.
 import json
 import re
 import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import nbformat
 
 
-def _function_at(lines, index):
+def _function_at(lines: list[str], index: int) -> str | None:
     """The top-level def enclosing line `index`, or None."""
     for line in reversed(lines[:index]):
         found = re.match(r"(?:async\s+)?def\s+(\w+)", line)
@@ -21,9 +24,10 @@ def _function_at(lines, index):
     return None
 
 
-def solution_regions(master):
+def solution_regions(master: Path | str) -> dict[str, tuple[str | None, str]]:
     """{function: (question, dedented solution text)} from a master notebook's SOLUTION regions."""
-    regions, question = {}, None
+    regions: dict[str, tuple[str | None, str]] = {}
+    question: str | None = None
     for cell in nbformat.read(master, as_version=4).cells:
         if cell.cell_type == "raw":
             begin = re.match(r"\s*#\s*BEGIN QUESTION\s*\n\s*name:\s*(\S+)", cell.source)
@@ -46,7 +50,8 @@ def solution_regions(master):
     return regions
 
 
-def fill(student, answers, written=None):
+def fill(student: Mapping[str, Any], answers: Mapping[str, str],
+         written: str | None = None) -> nbformat.NotebookNode:
     """A copy of the student notebook with each `...` region answered from {function: text}.
 
     Regions whose function has no answer keep their `...`; `written` replaces
@@ -59,9 +64,10 @@ def fill(student, answers, written=None):
         if cell.cell_type != "code":
             continue
         lines = cell.source.splitlines()
-        out = []
+        out: list[str] = []
         for i, line in enumerate(lines):
-            text = answers.get(_function_at(lines, i)) if line.strip() == "..." else None
+            function = _function_at(lines, i) if line.strip() == "..." else None
+            text = None if function is None else answers.get(function)
             if text is None:
                 out.append(line)
             else:

@@ -6,10 +6,12 @@ writes DIR/changes.csv and prints one line per student whose points changed.
 """
 import sys
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from .outputs import visible, write_csv
-from .report import Graded, load_graded, number
+from .results import Graded, Result, TestResult, csv_float, load_graded
 
 COLUMNS = ["file", "old_total", "new_total", "old_percent", "new_percent",
            "old_status", "new_status", "questions", "why"]
@@ -26,20 +28,21 @@ class Change:
     new_percent: float | None
     old_status: str
     new_status: str
-    questions: dict = field(default_factory=dict)  # question -> (old points, new points), changed ones only
-    why: list = field(default_factory=list)
+    # question -> (old points, new points), changed ones only
+    questions: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    why: list[str] = field(default_factory=list)
 
 
-def load(where):
+def load(where: Graded | Path | str) -> Graded:
     """A grading to compare against: a Graded kept as is, or a graded folder / grades.csv read now."""
     return where if isinstance(where, Graded) else load_graded(where)
 
 
-def _test_changes(question, old_result, new_result):
+def _test_changes(question: str, old_result: Result | None, new_result: Result | None) -> list[str]:
     """Why `question` scored differently: the tests that flipped or changed worth."""
-    def tests(result):
-        outcome = (result or {}).get("questions", {}).get(question, {})
-        return {t["name"]: t for t in outcome.get("tests", [])}
+    def tests(result: Result | None) -> dict[str, TestResult]:
+        outcome = result.get("questions", {}).get(question) if result else None
+        return {t["name"]: t for t in outcome.get("tests", [])} if outcome else {}
 
     old, new = tests(old_result), tests(new_result)
     reasons = []
@@ -56,7 +59,7 @@ def _test_changes(question, old_result, new_result):
     return reasons
 
 
-def compare(old, new):
+def compare(old: Graded | Path | str, new: Graded | Path | str) -> list[Change]:
     """Every student whose points, total or percent differ between two gradings.
 
     `old` and `new` are graded folders, grades.csv paths or Graded objects.
@@ -65,55 +68,55 @@ def compare(old, new):
     """
     old, new = load(old), load(new)
     before = {row["file"]: row for row in old.rows}
-    changes = []
+    changes: list[Change] = []
     for row in new.rows:
         name = row["file"]
         prior = before.get(name)
         if prior is None:
-            changes.append(Change(name, None, number(row["total"]), None, number(row["percent_correct"]),
+            changes.append(Change(name, None, csv_float(row["total"]), None, csv_float(row["percent_correct"]),
                                   "", row["status"], why=["new submission"]))
             continue
-        questions = {}
-        why = []
+        questions: dict[str, tuple[float | None, float | None]] = {}
+        why: list[str] = []
         for question in dict.fromkeys(old.questions + new.questions):
-            a, b = number(prior.get(question)), number(row.get(question))
+            a, b = csv_float(prior.get(question)), csv_float(row.get(question))
             if a != b:
                 questions[question] = (a, b)
                 detail = _test_changes(question, old.results.get(name), new.results.get(name))
-                why.append(f"{question} {_fmt(a)} -> {_fmt(b)}" + (f" ({'; '.join(detail)})" if detail else ""))
-        totals = number(prior["total"]), number(row["total"])
-        percents = number(prior["percent_correct"]), number(row["percent_correct"])
+                why.append(f"{question} {_or_dash(a)} -> {_or_dash(b)}" + (f" ({'; '.join(detail)})" if detail else ""))
+        totals = csv_float(prior["total"]), csv_float(row["total"])
+        percents = csv_float(prior["percent_correct"]), csv_float(row["percent_correct"])
         if not questions and totals[0] == totals[1] and percents[0] == percents[1]:
             continue
         if prior["status"] != row["status"]:
             why.append(f"status {prior['status']} -> {row['status']}")
         if not questions and percents[0] != percents[1]:
-            worth = [(old.results.get(name) or {}).get("possible"), (new.results.get(name) or {}).get("possible")]
-            out_of = f" {_fmt(worth[0])} -> {_fmt(worth[1])}" if None not in worth else ""
+            worth = [r.get("possible") if r else None for r in (old.results.get(name), new.results.get(name))]
+            out_of = f" {_or_dash(worth[0])} -> {_or_dash(worth[1])}" if None not in worth else ""
             why.append(f"same points, but points possible changed{out_of}: "
-                       f"percent {_fmt(percents[0])} -> {_fmt(percents[1])}")
+                       f"percent {_or_dash(percents[0])} -> {_or_dash(percents[1])}")
         changes.append(Change(name, *totals, *percents, prior["status"], row["status"], questions, why))
     return changes
 
 
-def _fmt(value):
+def _or_dash(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
 
-def write_changes(changes, path):
+def write_changes(changes: Iterable[Change], path: Path | str) -> None:
     """Write the changes as CSV (columns COLUMNS), atomically, formula-like cells neutralised."""
     write_csv(Path(path), COLUMNS, [
         [c.file, _cell(c.old_total), _cell(c.new_total), _cell(c.old_percent), _cell(c.new_percent),
          c.old_status, c.new_status,
-         "; ".join(f"{q} {_fmt(a)}->{_fmt(b)}" for q, (a, b) in c.questions.items()), "; ".join(c.why)]
+         "; ".join(f"{q} {_or_dash(a)}->{_or_dash(b)}" for q, (a, b) in c.questions.items()), "; ".join(c.why)]
         for c in changes])
 
 
-def _cell(value):
+def _cell(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def print_changes(changes, out=None):
+def print_changes(changes: list[Change], out: TextIO | None = None) -> None:
     """One line per changed student: file, old total -> new total, why."""
     out = out or sys.stdout
     if not changes:
@@ -123,11 +126,11 @@ def print_changes(changes, out=None):
     width = max(len(visible(c.file)) for c in changes)
     for c in changes:
         # visible(): a status quoting a kernel's message may hold terminal escape sequences.
-        print(f"  {visible(c.file):<{width}}  {_fmt(c.old_total):>6} -> {_fmt(c.new_total):<6}  "
+        print(f"  {visible(c.file):<{width}}  {_or_dash(c.old_total):>6} -> {_or_dash(c.new_total):<6}  "
               f"{visible('; '.join(c.why))}", file=out)
 
 
-def preview(old, out_dir, out=None):
+def preview(old: Graded | Path | str, out_dir: Path | str, out: TextIO | None = None) -> list[Change]:
     """Compare `old` with the grading in out_dir, write out_dir/changes.csv and print the changes."""
     out = out or sys.stdout
     changes = compare(old, out_dir)

@@ -4,55 +4,45 @@ Build (skipped when up to date), grade every stage's sample class in
 examples/sample-class/, print one table per stage, check every row against the
 stage's EXPECTED.csv, and write the report. Exit 1 if any row differs.
 """
+import argparse
 import csv
-import json
-import sys
+import logging
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from . import ROOT, ZIPS
+from .results import Result, outcome, status_text
+from .stage import read_summary
+
+log = logging.getLogger(__name__)
 
 SAMPLE = ROOT / "examples" / "sample-class"
 
 
-def demo_timeout(stage, zips=ZIPS):
+def demo_timeout(stage: str, zips: Path | str = ZIPS) -> float:
     """A per-notebook time limit for the demo: short, so the hanging sample costs little,
     but twice what the solution took (build measured it) plus slack for a loaded machine."""
-    try:
-        seconds = json.loads((Path(zips) / f"{stage}.json").read_text())["solution_seconds"]
-    except (OSError, ValueError, KeyError):
-        seconds = None
+    seconds = read_summary(stage, zips).get("solution_seconds")
     return 60.0 if seconds is None else max(30.0, 2 * seconds + 10)
 
 
-def read_expected(folder):
+def read_expected(folder: Path | str) -> dict[str, dict[str, str]]:
     """EXPECTED.csv rows by file name."""
     with open(Path(folder) / "EXPECTED.csv", newline="", encoding="utf-8") as f:
         return {row["file"]: row for row in csv.DictReader(f)}
 
 
-def outcome(points, possible):
-    """'full', 'partial' or 'zero' for a question's points."""
-    if points <= 0:
-        return "zero"
-    return "full" if points >= possible else "partial"
-
-
-def keyword(status):
-    """The status keyword: 'ok', 'timeout', 'invalid', ... (the text before any colon)."""
-    return status.split(":", 1)[0].strip()
-
-
-def mismatches(expected, results):
+def mismatches(expected: dict[str, dict[str, str]], results: Iterable[Result]) -> dict[str, str]:
     """{file: what differs} between EXPECTED.csv rows and grading results."""
-    found = {}
+    found: dict[str, str] = {}
     graded = {r["file"]: r for r in results}
     for file, want in expected.items():
         got = graded.get(file)
         if got is None:
             found[file] = "not graded"
             continue
-        wrong = []
+        wrong: list[str] = []
         for question, outcome_wanted in want.items():
             if question in ("file", "status", "about"):
                 continue
@@ -60,8 +50,8 @@ def mismatches(expected, results):
             have = "missing" if q is None else outcome(q["points"], q["possible"])
             if have != outcome_wanted:
                 wrong.append(f"{question} {have}, expected {outcome_wanted}")
-        if keyword(got["status"]) != want["status"]:
-            wrong.append(f"status {keyword(got['status'])}, expected {want['status']}")
+        if got["status"] != want["status"]:
+            wrong.append(f"status {got['status']}, expected {want['status']}")
         if wrong:
             found[file] = "; ".join(wrong)
     for file in graded.keys() - expected.keys():
@@ -69,20 +59,23 @@ def mismatches(expected, results):
     return found
 
 
-def table(results, questions, problems, status_width=44):
+def table(results: Sequence[Result], questions: list[str], problems: dict[str, str],
+          status_width: int = 44) -> list[str]:
     """The per-question table of one stage, as lines of text."""
     possible = {q: max((r["questions"][q]["possible"] for r in results if q in r["questions"]), default=0)
                 for q in questions}
     headers = ["file"] + [f"{q}/{possible[q]:g}" for q in questions] + ["total", "status", "check"]
-    rows = []
+    rows: list[list[str]] = []
     for r in results:
-        status = r["status"] if len(r["status"]) <= status_width else r["status"][:status_width - 3] + "..."
-        rows.append([r["file"]] + [f"{r['questions'].get(q, {}).get('points', 0):g}" for q in questions]
+        text = status_text(r)
+        status = text if len(text) <= status_width else text[:status_width - 3] + "..."
+        points = [r["questions"][q]["points"] if q in r["questions"] else 0 for q in questions]
+        rows.append([r["file"]] + [f"{p:g}" for p in points]
                     + [f"{r['total']:g}/{r['possible']:g}", status,
                        f"MISMATCH: {problems[r['file']]}" if r["file"] in problems else "as expected"])
     widths = [max(len(row[i]) for row in [headers] + rows) for i in range(len(headers) - 1)]
 
-    def line(row):
+    def line(row: list[str]) -> str:
         # file and status flush left, numbers flush right, the check column as is
         cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:-2], widths[1:-1])]
         return "  ".join(cells + [row[-2].ljust(widths[-1]), row[-1]])
@@ -90,11 +83,12 @@ def table(results, questions, problems, status_width=44):
     return [line(headers), "  ".join("-" * w for w in widths) + "  " + "-" * 11] + [line(row) for row in rows]
 
 
-def _say(text):
+def _say(text: str) -> None:
     print(text, flush=True)  # a log read through a pipe shows progress as it happens
 
 
-def demo(out="demo-out", sample=SAMPLE, workers=None, timeout=None, log=_say):
+def demo(out: Path | str = "demo-out", sample: Path | str = SAMPLE, workers: int | None = None,
+         timeout: float | None = None, log: Callable[[str], None] = _say) -> int:
     """Run the demo; return the number of rows that differ from EXPECTED.csv."""
     from .build import build
     from .grade import grade
@@ -137,7 +131,7 @@ def demo(out="demo-out", sample=SAMPLE, workers=None, timeout=None, log=_say):
     return total_problems
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-out", help="where grades and report.html go (default: demo-out)")
     parser.add_argument("--workers", type=int, default=None, help="submissions graded at once (default: cores)")
     parser.add_argument("--timeout", type=float, default=None,
@@ -147,12 +141,12 @@ def add_arguments(parser):
                              "(default: examples/sample-class)")
 
 
-def main(args):
+def main(args: argparse.Namespace) -> int:
     from .build import BuildError
 
     try:
         problems = demo(args.out, args.sample, args.workers, args.timeout)
     except BuildError as exc:
-        print(f"sgdkit demo: the build failed: {exc}", file=sys.stderr)
+        log.error("the build failed: %s", exc)
         return 1
     return 1 if problems else 0

@@ -5,19 +5,23 @@ wrote and a file-name pattern that names the student, such as
 `{student}_losses.ipynb`; `*` matches anything (an LMS's submission ids).
 A roster puts every student in the gradebook, submitted or not.
 """
+import argparse
+import logging
 import re
-import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .outputs import read_csv, write_csv
-from .report import load_graded
+from .results import load_graded
+
+log = logging.getLogger(__name__)
 
 
-def pattern_regex(pattern):
+def pattern_regex(pattern: str) -> re.Pattern[str]:
     """The regex for a file-name pattern with exactly one {student} and any number of *."""
     if pattern.count("{student}") != 1:
         raise ValueError(f"pattern {pattern!r} must contain {{student}} exactly once")
-    pieces = []
+    pieces: list[str] = []
     for piece in re.split(r"(\{student\}|\*)", pattern):
         if piece == "{student}":
             pieces.append(r"(?P<student>.+?)")
@@ -28,7 +32,7 @@ def pattern_regex(pattern):
     return re.compile("".join(pieces))
 
 
-def read_roster(path):
+def read_roster(path: Path | str) -> tuple[list[str], list[dict[str, str | None]]]:
     """(column names, rows) of a roster: a CSV with a `student` column (or the first
     column is the student), or a text file with one student per line."""
     path = Path(path)
@@ -47,7 +51,8 @@ def read_roster(path):
     return ["student"], [{"student": s} for s in lines if s and not s.startswith("#")]
 
 
-def export(stages, out, roster=None, warn=print):
+def export(stages: Iterable[tuple[str, Path | str, str]], out: Path | str, roster: Path | str | None = None,
+           warn: Callable[[str], object] = print) -> int:
     """Write the gradebook to `out`; `stages` is a list of (stage, graded folder, pattern).
 
     Returns the number of problems found (submissions no pattern matched, a
@@ -61,7 +66,7 @@ def export(stages, out, roster=None, warn=print):
         regex = pattern_regex(pattern)
         graded = load_graded(folder)
         columns += [f"{stage}_total", f"{stage}_percent"]
-        seen = {}
+        seen: dict[str, dict[str, str]] = {}
         for row in graded.rows:
             match = regex.fullmatch(row["file"])
             if match is None:
@@ -86,7 +91,7 @@ def export(stages, out, roster=None, warn=print):
             by_name[student][f"{stage}_total"] = row["total"]
             by_name[student][f"{stage}_percent"] = row["percent_correct"]
     if not roster:
-        students.sort(key=lambda row: row["student"])
+        students.sort(key=lambda row: row["student"] or "")  # (no roster: every name is a str from a pattern)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Student names and roster columns come from outside: write_csv neutralises formula-like cells.
@@ -94,7 +99,7 @@ def export(stages, out, roster=None, warn=print):
     return problems
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", nargs=3, action="append", required=True,
                         metavar=("STAGE", "DIR", "PATTERN"),
                         help="a stage's name, the folder `sgdkit grade --out` wrote, and the "
@@ -104,14 +109,11 @@ def add_arguments(parser):
     parser.add_argument("--out", default="gradebook.csv", help="the CSV to write (default: gradebook.csv)")
 
 
-def main(args):
-    def warn(message):
-        print(f"warning: {message}", file=sys.stderr)
-
+def main(args: argparse.Namespace) -> int:
     try:
-        problems = export(args.stage, args.out, args.roster, warn)
+        problems = export(args.stage, args.out, args.roster, log.warning)
     except (ValueError, OSError) as exc:
-        print(f"sgdkit export: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return 2
     print(f"wrote {args.out}" + (f" with {problems} warning(s) above" if problems else ""))
     return 1 if problems else 0

@@ -18,6 +18,7 @@ runs this (the student's kernel runs as a fresh unprivileged uid, isolation.py):
 
 SGDKIT_AUTOGRADER_ROOT moves /autograder (the kit's tests lay one out in a temp folder).
 """
+import argparse
 import json
 import os
 import secrets
@@ -27,6 +28,10 @@ import time
 import traceback
 import zipfile
 from pathlib import Path
+from typing import Any
+
+from .outputs import write_atomic
+from .results import Result, TestResult, status_text
 
 ROOT_VARIABLE = "SGDKIT_AUTOGRADER_ROOT"
 # Seconds for the notebook: `sgdkit grade`'s default for a solution that runs in
@@ -38,7 +43,7 @@ VISIBILITY = "visible"
 IGNORED = {"__MACOSX", ".ipynb_checkpoints"}
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `sgdkit gradescope` (run_autograder calls it without any)."""
     parser.add_argument("--root", type=Path, default=None,
                         help=f"the autograder folder (default: ${ROOT_VARIABLE}, else /autograder)")
@@ -46,12 +51,12 @@ def add_arguments(parser) -> None:
                         help=f"seconds to run the notebook (default {TIMEOUT:g})")
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     """Write results.json whatever happens: Gradescope shows a failed run as the autograder's fault."""
     root = args.root or autograder_root()
     start = time.monotonic()
     try:
-        results = grade_submission(root, args.timeout)
+        results: dict[str, object] = grade_submission(root, args.timeout)
     except Exception:  # a grader bug: the student gets a plain message, the instructor the traceback (stdout)
         traceback.print_exc(file=sys.stdout)
         results = {"score": 0.0, "output": "The autograder failed on this submission; your instructor can see why. "
@@ -67,13 +72,13 @@ def autograder_root() -> Path:
     return Path(os.environ.get(ROOT_VARIABLE) or "/autograder")
 
 
-def grade_submission(root: Path, timeout: float) -> dict:
+def grade_submission(root: Path, timeout: float) -> dict[str, object]:
     """Lock the folders down, find the notebook, grade it: results.json's content."""
     from .grade import GIB, grade
 
     lock_down(root)
-    with tempfile.TemporaryDirectory(prefix="sgdkit-gradescope-") as temp:
-        temp = Path(temp)
+    with tempfile.TemporaryDirectory(prefix="sgdkit-gradescope-") as temp_name:
+        temp = Path(temp_name)
         meta = stage_zips(root / "source", temp / "zips")
         path, problem = find_submission(root / "submission", meta["notebook"])
         if path is None:  # graded as an empty file: every question is listed, at 0
@@ -85,9 +90,9 @@ def grade_submission(root: Path, timeout: float) -> dict:
                        memory=min(memory, 4 * GIB) if memory else None, seed=base_seed(root / "source"),
                        progress=False)[0]
         if problem:
-            result["status"] = f"invalid: {problem}"
+            result["status"], result["detail"] = "invalid", problem
         feedback = "".join(p.read_text(encoding="utf-8") for p in (temp / "graded" / "feedback").glob("*.md"))
-    print(f"sgdkit gradescope: {result['file']}: {result['status']} (seed {result.get('seed')})")
+    print(f"sgdkit gradescope: {result['file']}: {status_text(result)} (seed {result.get('seed')})")
     return to_gradescope(result, f"**Not graded:** {problem}." if problem else feedback)
 
 
@@ -102,7 +107,7 @@ def lock_down(root: Path) -> None:
         os.chmod(root / "submission_metadata.json", 0o600)
 
 
-def stage_zips(source: Path, folder: Path) -> dict:
+def stage_zips(source: Path, folder: Path) -> dict[str, Any]:
     """Lay out what grade.load_stage reads (<stage>.zip, <stage>.json) from the unzipped autograder: its summary."""
     meta = json.loads((source / "sgdkit" / "stage.json").read_text())
     folder.mkdir(parents=True)
@@ -157,9 +162,9 @@ def container_memory() -> int | None:
     return None
 
 
-def to_gradescope(result: dict, output: str) -> dict:
+def to_gradescope(result: Result, output: str) -> dict[str, object]:
     """results.json: one test per part, numbered question.part, as Gradescope's specification documents it."""
-    tests = []
+    tests: list[dict[str, object]] = []
     for q_number, (question, outcome) in enumerate(result["questions"].items(), 1):
         for t_number, test in enumerate(outcome["tests"], 1):
             tests.append(gradescope_test(question, test, f"{q_number}.{t_number}"))
@@ -171,15 +176,15 @@ def to_gradescope(result: dict, output: str) -> dict:
         "test_name_format": "text",
         "visibility": VISIBILITY,
         "stdout_visibility": "hidden",  # the grader's log: seed and status, for the instructor
-        "extra_data": {"status": result["status"], "file": result["file"]},
+        "extra_data": {"status": result["status"], "detail": result["detail"], "file": result["file"]},
         "tests": tests,
     }
 
 
-def gradescope_test(question: str, test: dict, number: str) -> dict:
+def gradescope_test(question: str, test: TestResult, number: str) -> dict[str, object]:
     """A hidden part (its points; its hint if failed), or a public test (0 points, tagged practice)."""
     hidden = test["hidden"]
-    entry = {
+    entry: dict[str, object] = {
         "name": f"{question}: {test['name']}" + ("" if hidden else " (practice)"),
         "number": number,
         "score": (test["points"] if test["passed"] else 0) if hidden else 0,
@@ -193,17 +198,13 @@ def gradescope_test(question: str, test: dict, number: str) -> dict:
     return entry
 
 
-def write_results(folder: Path, results: dict) -> None:
+def write_results(folder: Path, results: dict[str, object]) -> None:
     """results.json, written atomically so that Gradescope never reads half of it."""
     folder.mkdir(parents=True, exist_ok=True)
-    temp = folder / ".results.json.tmp"
-    temp.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(temp, folder / "results.json")
+    write_atomic(folder / "results.json", json.dumps(results, indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m sgdkit.gradescope", description=__doc__.splitlines()[0])
     add_arguments(parser)
     sys.exit(main(parser.parse_args()))

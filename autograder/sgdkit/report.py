@@ -6,93 +6,46 @@ The report shows, per stage, where the class struggled: the spread of totals,
 each question's pass rate, the tests failed most often with their hints, tests
 nobody or everybody passed, and the submissions that could not be graded fully.
 """
+import argparse
 import base64
 import html
 import io
-import json
+import logging
 import statistics
-import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from .outputs import read_csv
+from . import ZIPS
+from .outputs import write_atomic
+from .results import NOT_RUN, Graded, csv_float, load_graded, outcome
+from .stage import read_summary
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
 
 # How many of the most-failed tests a stage lists.
 TOP_FAILED = 10
-# Statuses of submissions that never ran (grade.py rejects them before running):
-# their tests "failed" without being tried, so test statistics leave them out.
-NOT_RUN = {"invalid", "wrong-stage"}
 
 COLORS = {"full": "#2e7d32", "partial": "#f9a825", "zero": "#c62828", "bar": "#3f6fb5"}
-
-
-@dataclass
-class Graded:
-    """One graded folder: grades.csv rows (as text) and results by file name."""
-
-    folder: Path
-    stage: str
-    questions: list
-    rows: list
-    results: dict = field(default_factory=dict)
-
-    def possible(self, question):
-        """Points `question` is worth, from any result that records it (None if none does)."""
-        worth = [r["questions"][question]["possible"] for r in self.results.values()
-                 if question in r.get("questions", {})]
-        return max(worth) if worth else None
-
-    def total_possible(self):
-        """Points the whole stage is worth (None if no result records it)."""
-        worth = [r["possible"] for r in self.results.values() if r.get("possible")]
-        return max(worth) if worth else None
-
-
-def number(text):
-    """A grades.csv cell as a float; None for an empty cell."""
-    return None if text in (None, "") else float(text)
-
-
-def load_graded(where):
-    """Read a graded folder (or its grades.csv) into a Graded."""
-    where = Path(where)
-    folder = where.parent if where.suffix == ".csv" else where
-    csv_path = where if where.suffix == ".csv" else where / "grades.csv"
-    if not csv_path.is_file():
-        raise ValueError(f"{csv_path} does not exist: is {folder} an `sgdkit grade --out` folder?")
-    # read_csv undoes the CSV-injection guard, so a row's file is the name its results JSON holds.
-    columns, rows = read_csv(csv_path)
-    fixed = {"file", "total", "percent_correct", "status"}
-    if not fixed <= set(columns):
-        raise ValueError(f"{csv_path} has columns {columns}; expected file, questions, total, percent_correct, status")
-    results = {}
-    # Keyed by the "file" field, so how grade.py names the JSON files does not matter.
-    for path in sorted((folder / "results").glob("*.json")):
-        result = json.loads(path.read_text(encoding="utf-8"))
-        results[result["file"]] = result
-    stages = {r.get("stage") for r in results.values()} - {None}
-    stage = stages.pop() if len(stages) == 1 else folder.name
-    return Graded(folder, stage, [c for c in columns if c not in fixed], rows, results)
 
 
 # ---------------------------------------------------------------- statistics
 
 
-def question_outcomes(graded):
+def question_outcomes(graded: Graded) -> dict[str, Counter[str]]:
     """{question: Counter(full=, partial=, zero=)} over every submission."""
-    outcomes = {}
+    outcomes: dict[str, Counter[str]] = {}
     for question in graded.questions:
         worth = graded.possible(question)
         counts = Counter(full=0, partial=0, zero=0)
         for row in graded.rows:
-            points = number(row[question]) or 0.0
-            if points <= 0:
-                counts["zero"] += 1
-            elif worth is None or points >= worth:
-                counts["full"] += 1
-            else:
-                counts["partial"] += 1
+            counts[outcome(csv_float(row[question]) or 0.0, worth)] += 1
         outcomes[question] = counts
     return outcomes
 
@@ -110,18 +63,18 @@ class Tally:
     failed: int = 0
 
     @property
-    def ran(self):
+    def ran(self) -> int:
         return self.passed + self.failed
 
 
-def tally_tests(graded):
+def tally_tests(graded: Graded) -> list[Tally]:
     """Tally for every test of the submissions that ran, in question then test order."""
-    stats = {}
+    stats: dict[tuple[str, str], Tally] = {}
     for result in graded.results.values():
-        if result.get("status", "").split(":")[0] in NOT_RUN:
+        if result["status"] in NOT_RUN:  # their tests "failed" without being tried
             continue
-        for question, outcome in result.get("questions", {}).items():
-            for test in outcome.get("tests", []):
+        for question, scored in result.get("questions", {}).items():
+            for test in scored.get("tests", []):
                 key = (question, test["name"])
                 if key not in stats:
                     stats[key] = Tally(question, test["name"], bool(test.get("hidden")),
@@ -138,14 +91,14 @@ def tally_tests(graded):
     return sorted(stats.values(), key=lambda s: (order.get(s.question, len(order)), s.question))
 
 
-def _assertion(message):
+def _assertion(message: str) -> str:
     """The assert's own message out of otter's failure text (which also quotes the test's code)."""
     return message.rpartition("AssertionError:")[2].strip()[:400] or message[:400]
 
 
-def flags(stats):
+def flags(stats: Iterable[Tally]) -> list[tuple[Tally, str]]:
     """(test, message) for every test nobody passed, and every test worth points everybody passed."""
-    found = []
+    found: list[tuple[Tally, str]] = []
     for s in stats:
         if s.ran and s.passed == 0:
             found.append((s, f"nobody passed it ({s.ran} ran it): is the test or its reference broken?"))
@@ -154,31 +107,21 @@ def flags(stats):
     return found
 
 
-def not_graded_fully(graded):
+def not_graded_fully(graded: Graded) -> list[tuple[str, str, str]]:
     """(file, status keyword, why) for every row whose status is not ok."""
-    problems = []
-    for row in graded.rows:
-        if row["status"] != "ok":
-            kind, _, why = row["status"].partition(":")
-            problems.append((row["file"], kind.strip(), why.strip()))
-    return problems
+    return [(row["file"], *graded.status(row)) for row in graded.rows if graded.status(row)[0] != "ok"]
 
 
-def manual_questions(stage, zips=None):
+def manual_questions(stage: str, zips: Path | str | None = None) -> list[str]:
     """Questions of `stage` graded by hand, from the build's summary (empty if it is not there)."""
-    from . import ZIPS
-
-    try:
-        summary = json.loads((Path(zips or ZIPS) / f"{stage}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
+    summary = read_summary(stage, zips or ZIPS)
     return [q["name"] for q in summary.get("questions", []) if q.get("manual")]
 
 
 # ---------------------------------------------------------------- plots
 
 
-def _data_uri(fig):
+def _data_uri(fig: "Figure") -> str:
     """The figure as an inline PNG; no Software tag, so the bytes stay the same run to run."""
     import matplotlib.pyplot as plt
 
@@ -188,7 +131,7 @@ def _data_uri(fig):
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     """pyplot on the Agg backend: the report is drawn with no screen."""
     import matplotlib
 
@@ -198,10 +141,10 @@ def _pyplot():
     return plt
 
 
-def plot_totals(graded):
+def plot_totals(graded: Graded) -> str:
     """Histogram of total points, one bar per point when the stage is small."""
     plt = _pyplot()
-    totals = [number(row["total"]) or 0.0 for row in graded.rows]
+    totals = [csv_float(row["total"]) or 0.0 for row in graded.rows]
     top = graded.total_possible() or max(totals + [1.0])
     width = max(1.0, top / 20)
     edges = [i * width - width / 2 for i in range(int(top / width) + 2)]
@@ -220,7 +163,7 @@ def plot_totals(graded):
     return _data_uri(fig)
 
 
-def plot_pass_rates(graded):
+def plot_pass_rates(graded: Graded) -> str:
     """Horizontal stacked bars: share of submissions with full, partial and zero points per question."""
     plt = _pyplot()
     outcomes = question_outcomes(graded)
@@ -274,15 +217,11 @@ summary { cursor: pointer; font-weight: 600; }
 """
 
 
-def _e(text):
+def _e(text: object) -> str:
     return html.escape(str(text))
 
 
-def _fmt(value):
-    return "" if value is None else f"{value:g}"
-
-
-def _table(headers, rows, numeric=()):
+def _table(headers: Iterable[str], rows: Iterable[Iterable[object]], numeric: tuple[int, ...] = ()) -> str:
     """An HTML table; cells are already-escaped HTML; columns in `numeric` align right."""
     head = "".join(f'<th class="num">{h}</th>' if i in numeric else f"<th>{h}</th>"
                    for i, h in enumerate(headers))
@@ -293,15 +232,15 @@ def _table(headers, rows, numeric=()):
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _summary(graded):
+def _summary(graded: Graded) -> tuple[int, float, float, int]:
     """(n, mean %, median %, not ok) for one stage."""
-    percents = [number(r["percent_correct"]) or 0.0 for r in graded.rows]
+    percents = [csv_float(r["percent_correct"]) or 0.0 for r in graded.rows]
     mean = statistics.fmean(percents) if percents else 0.0
     median = statistics.median(percents) if percents else 0.0
-    return len(graded.rows), mean, median, sum(r["status"] != "ok" for r in graded.rows)
+    return len(graded.rows), mean, median, sum(graded.status(r)[0] != "ok" for r in graded.rows)
 
 
-def _test_table(tallies, last):
+def _test_table(tallies: Iterable[Tally], last: str) -> str:
     """Failed tests with their counts: question, test, kind, failed n of N, hint or message."""
     rows = [(f"<code>{_e(s.question)}</code>", f"<code>{_e(s.name)}</code>",
              f'<span class="tag {"hidden" if s.hidden else "public"}">{"hidden" if s.hidden else "public"}</span>',
@@ -310,7 +249,7 @@ def _test_table(tallies, last):
     return _table(["question", "test", "kind", "failed", last], rows, numeric=(3,))
 
 
-def stage_section(graded):
+def stage_section(graded: Graded) -> str:
     """The HTML section of one stage."""
     n, mean, median, bad = _summary(graded)
     stats = tally_tests(graded)
@@ -358,7 +297,7 @@ def stage_section(graded):
 
     columns = ["file"] + graded.questions + ["total", "status"]
     rows = [[_e(r["file"])] + [_e(r[q]) for q in graded.questions] + [_e(r["total"]),
-            f'<span class="tag {"ok" if r["status"] == "ok" else "bad"}">{_e(r["status"])}</span>']
+            f'<span class="tag {"ok" if graded.status(r)[0] == "ok" else "bad"}">{_e(r["status"])}</span>']
             for r in graded.rows]
     numeric = tuple(range(1, len(graded.questions) + 2))
     parts.append(f"<details><summary>All {n} submissions</summary>"
@@ -366,7 +305,7 @@ def stage_section(graded):
     return "\n".join(parts)
 
 
-def render(stages, title="sgdkit grading report"):
+def render(stages: Sequence[Graded], title: str = "sgdkit grading report") -> str:
     """The whole report for a list of Graded stages, as one HTML string."""
     overview = _table(
         ["stage", "submissions", "mean", "median", "not graded fully"],
@@ -383,29 +322,27 @@ def render(stages, title="sgdkit grading report"):
             f"{overview}\n{sections}\n</main>\n</body>\n</html>\n")
 
 
-def write_report(graded_dirs, out_path, title="sgdkit grading report"):
+def write_report(graded_dirs: Iterable[Path | str], out_path: Path | str, title: str = "sgdkit grading report") -> Path:
     """Read the graded folders and write the report to out_path; returns out_path."""
     stages = [load_graded(d) for d in graded_dirs]
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text(render(stages, title), encoding="utf-8")
-    tmp.replace(out_path)
+    write_atomic(out_path, render(stages, title))
     return out_path
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("graded", nargs="+", metavar="DIR",
                         help="folders written by `sgdkit grade --out DIR`, one per stage")
     parser.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
     parser.add_argument("--title", default="sgdkit grading report")
 
 
-def main(args):
+def main(args: argparse.Namespace) -> int:
     try:
         path = write_report(args.graded, args.out, args.title)
     except ValueError as exc:
-        print(f"sgdkit report: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return 2
     print(f"wrote {path}")
     return 0

@@ -185,7 +185,8 @@ def _array(rows, want_shape, what):
     return got
 
 
-def _close(got, want, what):
+def _require_close(got, want, what):
+    """Raise Failed unless `got` has `want`'s shape and is within TOLERANCE of it (relative error)."""
     want = np.asarray(want, dtype=float)
     got = _array(got, want.shape, what)
     error = rel_error(got, want)
@@ -200,14 +201,14 @@ def _unchanged(rows, original, what):
 
 def _mean_value(inputs, data):
     x = np.array(inputs["value"])
-    _close(_ok(data["value"]["mean"], "List2D.mean()"), x.mean(), f"List2D.mean() of a {x.shape} List2D")
+    _require_close(_ok(data["value"]["mean"], "List2D.mean()"), x.mean(), f"List2D.mean() of a {x.shape} List2D")
 
 
 def _mean_shapes(inputs, data):
     for rows, case in zip(inputs["shapes"], data["shapes"], strict=True):
         x = np.array(rows)
         what = f"List2D.mean() of a {x.shape} List2D"
-        _close(_ok(case["mean"], what), x.mean(), what)
+        _require_close(_ok(case["mean"], what), x.mean(), what)
         _unchanged(_ok(case["after"], what), rows, what)
 
 
@@ -217,7 +218,7 @@ def _abs_value(inputs, data):
         case = data[key]
         if "error" in case:
             raise Failed(f"{what} raised {case['error']}")
-        _close(_ok(case["vals"], what), np.abs(x), what)
+        _require_close(_ok(case["vals"], what), np.abs(x), what)
 
 
 def _abs_new_list2d(inputs, data):
@@ -241,9 +242,9 @@ def _matrix_mean_gradient(inputs, data):
         x, upstream = np.array(case["x"]), case["upstream"][0][0]
         what = f"Matrix.mean() of a {x.shape} Matrix"
         got = _ok(got, what)
-        _close(got["forward"], [[x.mean()]], f"the value of {what}")
+        _require_close(got["forward"], [[x.mean()]], f"the value of {what}")
         want = numerical_gradient(lambda v: upstream * v.mean(), x)
-        _close(got["grad"], want, f"the gradient of {what} times {upstream:.3g}")
+        _require_close(got["grad"], want, f"the gradient of {what} times {upstream:.3g}")
 
 
 def _accumulates(got, shape, what):
@@ -256,7 +257,7 @@ def _accumulates(got, shape, what):
     grad, first, second = (_array(got[key], shape, f"the gradient of {what}") for key in ("grad", "first", "second"))
     if not (first.any() and second.any()):
         raise Failed(f"no gradient reached x through {what}")
-    _close(grad, first + second, f"the gradient of {what} (x used twice) against the sum of each use alone")
+    _require_close(grad, first + second, f"the gradient of {what} (x used twice) against the sum of each use alone")
 
 
 def _matrix_mean_accumulates(inputs, data):
@@ -269,9 +270,9 @@ def _matrix_abs_gradient(inputs, data):
         x, upstream = np.array(case["x"]), np.array(case["upstream"])
         what = f"Matrix.abs() of a {x.shape} Matrix"
         got = _ok(got, what)
-        _close(got["forward"], np.abs(x), f"the value of {what}")
+        _require_close(got["forward"], np.abs(x), f"the value of {what}")
         want = numerical_gradient(lambda v: (np.abs(v) * upstream).sum(), x)
-        _close(got["grad"], want, f"the gradient of {what} with upstream G")
+        _require_close(got["grad"], want, f"the gradient of {what} with upstream G")
 
 
 def _matrix_abs_accumulates(inputs, data):
@@ -289,7 +290,7 @@ def _matrix_abs_at_zero(inputs, data):
     if np.any(np.abs(grad[zero]) > np.abs(upstream[zero]) * (1 + 1e-12)):
         raise Failed("the gradient of Matrix.abs() at 0 is outside [-1, 1] * result.grad")
     want = numerical_gradient(lambda v: (np.abs(v) * upstream).sum(), x)
-    _close(grad[~zero], want[~zero], "the gradient of Matrix.abs() away from 0")
+    _require_close(grad[~zero], want[~zero], "the gradient of Matrix.abs() away from 0")
 
 
 def _loss_judges(name, loss):
@@ -303,7 +304,7 @@ def _loss_judges(name, loss):
         if got["is_matrix"] is not True:
             raise Failed(f"{call} did not return a Matrix")
         yhat, y = np.array(case["yhat"]), np.array(case["y"])
-        _close(_ok(got["value"], call), [[loss(yhat - y)]], f"the value of {call}")
+        _require_close(_ok(got["value"], call), [[loss(yhat - y)]], f"the value of {call}")
         after = _ok(got["inputs_after"], call)
         _unchanged(after[0], case["yhat"], f"{call} (yhat)")
         _unchanged(after[1], case["y"], f"{call} (y)")
@@ -315,7 +316,7 @@ def _loss_judges(name, loss):
             raise Failed(f"{call} raised {got['error']}")
         yhat, y, upstream = np.array(case["yhat"]), np.array(case["y"]), case["upstream"][0][0]
         want = numerical_gradient(lambda v: upstream * loss(v - y), yhat)
-        _close(_ok(got["grad"], f"backward through {call}"), want, f"the gradient of {call} for yhat")
+        _require_close(_ok(got["grad"], f"backward through {call}"), want, f"the gradient of {call} for yhat")
 
     return value, gradient
 

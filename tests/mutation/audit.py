@@ -130,6 +130,7 @@ def regrade(sample, jobs):
     from sgdkit.answers import fill, solution_regions
     from sgdkit.build import build
     from sgdkit.grade import grade
+    from sgdkit.results import status_text
 
     tmp = Path(tempfile.mkdtemp(prefix="mutants-grade-"))
     stages = sorted({m.stage for m in sample})
@@ -152,7 +153,7 @@ def regrade(sample, jobs):
         for name, m in mine.items():
             got = {q: sorted(t["name"] for t in r["tests"] if t["hidden"] and not t["passed"])
                    for q, r in real[name]["questions"].items()}
-            rows.append((m, fast[name], {q: parts for q, parts in got.items() if parts}, real[name]["status"]))
+            rows.append((m, fast[name], {q: parts for q, parts in got.items() if parts}, status_text(real[name])))
     return rows
 
 
