@@ -119,6 +119,8 @@ def flat_name(file: str) -> str:
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write via a temp file and rename, so a crash never leaves half a file, nor the temp file.
 
+    The file is its owner's alone (mode 0600): what the kit writes this way holds students' grades.
+
     Text that cannot be UTF-8 (a lone surrogate from a kernel's message) is
     written as a backslash escape instead of failing; in JSON that is the same string.
     """

@@ -9,6 +9,7 @@ summary (without the measured run time, so that the zip's bytes depend only on
 the sources).
 """
 import hashlib
+import io
 import json
 import re
 import shutil
@@ -142,12 +143,11 @@ def write_if_changed(path: Path, data: bytes) -> None:
 
 def repack(source: Path, dest: Path) -> None:
     """Copy a zip with fixed timestamps and sorted entries, so equal contents give equal bytes."""
-    temp = dest.with_suffix(".tmp")
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as zout:
+    packed = io.BytesIO()
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as zout:
         for name in sorted(zin.namelist()):
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = zin.getinfo(name).external_attr
             info.compress_type = zipfile.ZIP_DEFLATED
             zout.writestr(info, zin.read(name))
-    write_if_changed(dest, temp.read_bytes())
-    temp.unlink()
+    write_if_changed(dest, packed.getvalue())

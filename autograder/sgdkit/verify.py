@@ -8,7 +8,7 @@ import threading
 
 from .assign import BuildJob
 from .package import write_autograder
-from .results import Result
+from .results import Result, status_text
 from .sources import BuildError
 
 # One `sgdkit grade` at a time in this process: each loads its stage's checks as the
@@ -66,9 +66,8 @@ def solution_problems(job: BuildJob, result: Result) -> list[str]:
     """Why the solution does not pass every test cleanly: one line per failing test, naming its cell."""
     master = job.masters[job.stage.name]
     where = f"solutions/{job.stage.name}/{job.stage.notebook}"
-    detail = result["detail"] or result["status"]
     problems = [] if result["status"] == "ok" else [
-        f"{where}: the solution does not run cleanly ({detail}: {'; '.join(result['notes'])})"]
+        f"{where}: the solution does not run cleanly ({status_text(result)}; notes: {'; '.join(result['notes'])})"]
     for question in (q for q in master.questions if not q.manual):
         got = result["questions"].get(question.name)
         if got is None:
