@@ -43,8 +43,11 @@ def score_text(x: float) -> str:
 
 def write_grades(path: Path, spec: Stage, results: list[Result]) -> None:
     """grades.csv: file, one column per autograded question (notebook order), total, percent_correct, status."""
-    rows = [[r["file"], *[score_text(r["questions"][q]["points"] if q in r["questions"] else 0) for q in spec.questions],
-             score_text(r["total"]), score_text(r["percent_correct"]), status_text(r)] for r in results]
+    def points(r: Result, q: str) -> str:
+        return score_text(r["questions"][q]["points"] if q in r["questions"] else 0)
+
+    rows = [[r["file"], *[points(r, q) for q in spec.questions], score_text(r["total"]),
+             score_text(r["percent_correct"]), status_text(r)] for r in results]
     write_csv(path, ["file", *spec.questions, "total", "percent_correct", "status"], rows)
 
 
