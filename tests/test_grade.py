@@ -321,8 +321,6 @@ def test_recoverable_problems_are_graded_and_reported(hostile_batch, name, statu
     ("allclose.ipynb", "numpy.allclose was replaced"), ("rewrite-tests.ipynb", "tests/list2d_mean.py was written"),
     ("rewrite-match.ipynb", "match/list2d.py was changed"),
     ("doctest.ipynb", "doctest.DocTestRunner.summarize was replaced"),
-    ("otter-check.ipynb", "otter.Notebook.check was replaced"),
-    ("otter-results.ipynb", "otter.test_files.TestFile.passed_all was replaced"),
 ])
 def test_tampering_scores_zero_and_says_what(hostile_batch, name, what):
     """Does each tampering earn 0 on every question, with a status naming what was tampered with?"""
@@ -331,6 +329,20 @@ def test_tampering_scores_zero_and_says_what(hostile_batch, name, what):
     assert results[name]["total"] == 0
     text = (out / "feedback" / f"{name}.md").read_text()
     assert "Grading note: tampered: " in text and what in text and "Hidden check" not in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, status", [("otter-check.ipynb", "ok"), ("otter-results.ipynb", "cell-error")])
+def test_otter_in_the_kernel_is_inert(hostile_batch, name, status):
+    """Is the graded kernel's otter an inert stand-in (its test files absent), so patching it changes nothing?
+
+    Both notebooks hold the solution: what otter would have said in the kernel never counted, and now no
+    real otter is there to patch.
+    """
+    result = hostile_batch[0][name]
+    assert result["status"] == status and result["total"] == 24, result["detail"]
+    if status == "cell-error":
+        assert "No module named 'otter.test_files'" in result["detail"]
 
 
 @pytest.mark.slow

@@ -23,7 +23,8 @@ import psutil
 import pytest
 
 from attacks import with_cells
-from attacks.host import DISK_PAST_CAP, FORK_PAST_CAP, MEMORY_SPREAD, _answer_cell, paid_if
+from attacks.host import (DISK_PAST_CAP, FORK_PAST_CAP, HARVEST, MEMORY_SPREAD, PLANT, REACH_FORKS, _answer_cell,
+                          paid_if)
 from sgdkit import ASSIGNMENTS, isolation
 from sgdkit.grade import grade
 
@@ -163,19 +164,32 @@ def test_sweep_leaves_nothing_of_a_uid():
 
 @needs_root
 def test_a_python_out_of_reach_is_reached_through_descriptors():
-    """Does kernel_python give another uid a working Python with this venv's packages, wherever Python lies?"""
+    """Can a forked kernel of another uid import from this Python's folders (stdlib, this venv), wherever they lie?"""
     uid = isolation.new_uid()
-    with tempfile.TemporaryDirectory() as root:
-        os.chmod(root, 0o711)  # as the batch's root: passable, not listable
-        home = Path(root, "work", "home")
-        home.mkdir(parents=True)
-        python, fds = isolation.kernel_python(str(home))
-        isolation.hand_over(str(home.parent), uid)
-        done = subprocess.run([python, "-c", "import numpy, ipykernel, os; print(os.getuid())"], pass_fds=fds,
-                              capture_output=True, text=True, cwd=home, preexec_fn=isolation.preexec(uid))
-        for fd in fds:
-            os.close(fd)
-    assert done.stdout.strip() == str(uid), done.stderr[-1000:]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # as kernel.become_kernel does it; modules dropped from sys.modules must load again, from disk
+        try:
+            os.close(read)
+            fds = isolation.reach_python(uid)
+            isolation.reroute_python(fds)
+            for name in [n for n in sys.modules if n.split(".")[0] in ("json", "numpy", "xml")]:
+                del sys.modules[name]
+            isolation.preexec(uid)()
+            isolation.prctl(4, 1)
+            import json
+            import xml.dom.minidom  # noqa: F401
+            import numpy
+            os.write(write, f"{os.getuid()} {numpy.ones(2).sum()} {json.dumps([1])}".encode())
+        except BaseException as exc:
+            os.write(write, repr(exc).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        said = f.read()
+    os.waitpid(pid, 0)
+    assert said == f"{uid} 2.0 [1]"
 
 
 def _processes_of(uid):
@@ -213,6 +227,8 @@ subprocess.Popen(["sleep", "8"])
 time.sleep(4)
 '''
 CAPS = {"memory": MEMORY_SPREAD, "processes": FORK_PAST_CAP, "disk": DISK_PAST_CAP}
+# Attacks on what the submissions' sandboxes share, the fork server: they must earn 0 in every mode.
+FORK_SERVER = {"reach-forks": REACH_FORKS, "plant": PLANT, "harvest": HARVEST}
 GUARANTEE = {"memory": "total memory cap", "processes": "total process cap", "disk": "total disk cap"}
 
 
@@ -226,7 +242,7 @@ def _kernel_uids(stop, seen):
     while not stop.is_set():
         try:
             for process in psutil.Process().children(recursive=True):
-                if any("ipykernel_launcher" in part for part in process.cmdline()):
+                if process.name() == "sgdkit-kernel":
                     for one in [process, *process.children(recursive=True)]:
                         seen.append((one.pid, tuple(one.uids())))
         except psutil.Error:
@@ -245,8 +261,8 @@ def graded_mode(request, built_kit, tmp_path_factory):
     blank = json.loads((ASSIGNMENTS / STAGE / "losses.ipynb").read_text())
     inbox = tmp_path_factory.mktemp(f"inbox-{request.param}")
     (inbox / "leaver.ipynb").write_bytes(with_cells(LEAVER)(blank))
-    for cap, action in CAPS.items():
-        (inbox / f"{cap}.ipynb").write_bytes(with_cells(_answer_cell(STAGE), paid_if(action))(blank))
+    for name, action in {**CAPS, **FORK_SERVER}.items():
+        (inbox / f"{name}.ipynb").write_bytes(with_cells(_answer_cell(STAGE), paid_if(action))(blank))
     namespaces = request.param == "namespaces"
     temp = Path(tempfile.mkdtemp())  # under /tmp: kernels of their own uids must pass through it
     temp.chmod(0o711)
@@ -298,3 +314,12 @@ def test_caps_hold_exactly_where_claimed(graded_mode, cap):
     assert note.startswith("isolation: ")
     holds = GUARANTEE[cap] in note.split("does not hold")[0]
     assert (result["total"] == 0) == holds, (note, result["status"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FORK_SERVER)
+def test_no_submission_reaches_the_fork_server_or_another(graded_mode, name):
+    """Can no kernel signal, read or trace the fork server, a sandbox or another kernel, nor inherit another's
+    marks, whatever the mode? (Each would run the solution if it could.)"""
+    result = graded_mode[0][f"{name}.ipynb"]
+    assert result["status"] == "ok" and result["total"] == 0, (result["status"], result["total"])

@@ -63,6 +63,11 @@ def test_public_only_drops_hidden_cases():
               '@test_case(points=2, hidden=True)\ndef test_secret(env):\n    check("q", "p", env)\n')
     kept = public_only(source)
     assert "test_public" in kept and "test_secret" not in kept and "check(" not in kept
+    # Plain Python, for a kernel without otter: no import of it, no decorator; PUBLIC_TESTS names the cases.
+    assert "otter" not in kept and "@" not in kept
+    names: dict = {}
+    exec(kept, names)
+    assert names["PUBLIC_TESTS"] == ["test_public"] and callable(names["test_public"])
 
 
 def test_check_ignores_the_notebooks_verdicts():

@@ -6,6 +6,7 @@ in isolation (isolation.py), collect its JSON events, and score them
 (scoring.py). Every submission gets a Result, whatever it or a grader bug did.
 """
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -23,8 +24,9 @@ from typing import Any
 import psutil
 
 from . import isolation
+from .forkserver import ForkServer, Sandbox
 from .results import Result, new_result
-from .sandbox import Job
+from .sandbox import Job, job_lines
 from .scoring import Run, judge_run, score_question
 from .stage import Stage
 from .submissions import Rejected, Submission, check_stage, code_cells, parse_notebook, read_notebook
@@ -60,7 +62,7 @@ class Batch:
         from .kernel_code import WATCHED, fingerprints
 
         self.spec, self.settings = spec, settings
-        self.children: set[subprocess.Popen] = set()
+        self.children: set[Sandbox] = set()
         self.lock = threading.Lock()
         self.stopping = False
         self.mode = isolation.detect(settings.namespaces)
@@ -80,8 +82,12 @@ class Batch:
         self.mode.cgroups = isolation.Cgroups.create()
         self.note = self.mode.describe()  # in every result's notes
         log.info("%s", self.note)
+        self.server = ForkServer(self.mode.prefix is not None, _sandbox_env())
         self.fonts = threading.Thread(target=self._font_cache, daemon=True)
         self.fonts.start()
+        # Scoring runs otter's test files (scoring.py), and `import otter` takes a second or more: let it
+        # happen while the first sandboxes run, not after them.
+        threading.Thread(target=importlib.import_module, args=("otter.test_files",), daemon=True).start()
         return self
 
     def _font_cache(self) -> None:
@@ -95,6 +101,7 @@ class Batch:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self.server.close()
         self.fonts.join(timeout=30)
         if self.mode.cgroups:
             self.mode.cgroups.close()
@@ -153,9 +160,7 @@ class Batch:
                                           self.settings.memory)}
 
     def run_sandbox(self, workdir: Path, nb_bytes: bytes, cells: list[tuple[int, str]], inputs: dict[str, Any]) -> Run:
-        """Start sandbox.py on this submission and collect its JSON events."""
-        from . import sandbox
-
+        """Have the fork server start a sandbox on this submission, and collect its JSON events."""
         spec, settings = self.spec, self.settings
         (workdir / spec.notebook).write_bytes(nb_bytes)
         for rel, data in spec.folder("files/match/").items():
@@ -177,7 +182,6 @@ class Batch:
             "newroot": str(workdir) + ".root", "expected": spec.library_files(),
         }
         os.mkdir(job["newroot"])  # a mount point inside the sandbox's own namespace only
-        cmd = (self.mode.prefix or []) + [sys.executable, "-I", sandbox.__file__]
         run = Run(cells=dict(cells))
         if self.mode.root:  # the kernel's uid: this submission's alone
             with self.lock:
@@ -191,17 +195,17 @@ class Batch:
                 if self.stopping:
                     run.events.append({"event": "sandbox_error", "error": "grading was interrupted"})
                     return run
-                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        cwd=workdir, env=_sandbox_env(), start_new_session=True)
+                proc = self.server.spawn()
                 self.children.add(proc)
             try:
-                out, err = proc.communicate(json.dumps(job).encode(), timeout=self.hard_limit())
+                out, err = proc.communicate(job_lines(job), timeout=self.hard_limit())
             except subprocess.TimeoutExpired:
                 run.killed = True
                 kill_tree(proc)
                 out, err = proc.communicate()
             finally:
                 kill_tree(proc)
+                proc.close()
                 with self.lock:
                     self.children.discard(proc)
         finally:  # nothing of this submission outlives it: processes, cgroups, IPC objects, temp files
@@ -231,8 +235,8 @@ def _sandbox_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in keep}
 
 
-def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL a sandbox, its process group and every descendant; reap it."""
+def kill_tree(proc: Sandbox) -> None:
+    """SIGKILL a sandbox, its process group and every descendant; wait until the fork server reaped it."""
     try:
         descendants = psutil.Process(proc.pid).children(recursive=True)
     except psutil.Error:
@@ -246,9 +250,6 @@ def kill_tree(proc: subprocess.Popen) -> None:
             child.kill()
         except psutil.Error:
             pass
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
+    proc.wait(timeout=30)
 
 

@@ -103,6 +103,49 @@ def _refused(prefix: tuple[str, ...]) -> str | None:
     return None if done.returncode == 0 else f"unshare failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
 
 
+# clone(2) flags: a forked sandbox enters new namespaces itself (forkserver.py), as `unshare` would
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (
+    0x20000, 0x4000000, 0x8000000, 0x10000000, 0x20000000, 0x40000000)
+# mount(2) flags
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 8, 32, 4096, 16384, 1 << 18)
+
+
+def unshare(root: bool) -> None:
+    """Enter new mount, network, IPC, UTS and pid namespaces (and, not root, a user namespace where we are root),
+    as `unshare -mn --ipc --uts --pid` does; the pid namespace holds the next child this process forks.
+
+    Raises OSError when the machine refuses.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | (0 if root else CLONE_NEWUSER)
+    lib = libc()
+    if lib.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), f"unshare: {os.strerror(ctypes.get_errno())}")
+    if not root:  # `unshare -r`: we are root inside, the grader's uid outside
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted from here on shows outside
+
+
+def mount_proc() -> None:
+    """A /proc of this pid namespace, as `unshare --mount-proc` mounts it (run as the namespace's first process)."""
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    """mount(2), raising OSError with the paths."""
+    lib = libc()
+    lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+    def enc(value: str | None) -> bytes | None:
+        return None if value is None else os.fsencode(value)
+
+    if lib.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {source} on {target}: {os.strerror(ctypes.get_errno())}")
+
+
 def new_uid(taken: Collection[int] = ()) -> int:
     """A uid no account and no other submission of this batch uses."""
     while True:
@@ -145,6 +188,14 @@ def prctl(option: int, arg: int) -> int:
     return -1 if call is None else call(option, arg, 0, 0, 0)
 
 
+def name_process(name: str) -> None:
+    """PR_SET_NAME: what ps and psutil call this process (forks share one command line: sgdkit-kernel,
+    sgdkit-sandbox, sgdkit-forks tell them apart)."""
+    call = getattr(libc(), "prctl", None)
+    if call is not None:
+        call(15, name.encode()[:15], 0, 0, 0)
+
+
 def preexec(uid: int | None) -> Callable[[], None]:
     """The kernel's last steps before exec (run in the forked child): no capabilities, no new privileges,
     the submission's uid if given, and first in line for the OOM killer."""
@@ -173,29 +224,42 @@ def hand_over(folder: str, uid: int) -> None:
             os.lchown(os.path.join(parent, name), uid, uid)
 
 
-def kernel_python(home: str) -> tuple[str, tuple[int, ...]]:
-    """(python, descriptors to pass) for a kernel running as another uid.
+def reach_python(user: int | None) -> dict[str, int]:
+    """{real folder: O_PATH descriptor} of this Python's folders that `user` could not reach by path, else {}.
 
-    sys.executable, unless this Python lies where an unprivileged uid cannot
-    reach it (pyenv under a 0700 /root): then a venv in `home` whose paths go
-    through /proc/self/fd to descriptors opened here, so the kernel reaches
-    Python's own folders and nothing else above them.
+    As root with Python under a folder closed to others (pyenv under a 0700
+    /root), a kernel of its own uid reaches Python's files only through
+    descriptors opened before it drops root: see reroute_python.
     """
-    real = {path: os.path.realpath(path) for path in (sys.base_prefix, sys.prefix, sys.executable)}
-    binary = os.path.relpath(real[sys.executable], real[sys.base_prefix])
-    if all(map(reachable, real.values())) or binary.startswith("..") or not os.path.isdir("/proc/self/fd"):
-        return sys.executable, ()
-    fds = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in {real[sys.base_prefix], real[sys.prefix]}}
-    base, prefix = (f"/proc/self/fd/{fds[real[p]]}" for p in (sys.base_prefix, sys.prefix))
-    venv = os.path.join(home, "python")
-    version = "python{}.{}".format(*sys.version_info)
-    os.makedirs(os.path.join(venv, "bin"), exist_ok=True)
-    os.makedirs(os.path.join(venv, "lib", version), exist_ok=True)
-    with open(os.path.join(venv, "pyvenv.cfg"), "w") as f:
-        f.write(f"home = {base}/bin\ninclude-system-site-packages = false\n")
-    os.symlink(f"{base}/{binary}", os.path.join(venv, "bin", "python"))
-    os.symlink(f"{prefix}/lib/{version}/site-packages", os.path.join(venv, "lib", version, "site-packages"))
-    return os.path.join(venv, "bin", "python"), tuple(fds.values())
+    real = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix)}
+    if user is None or all(map(reachable, real)) or not os.path.isdir("/proc/self/fd"):
+        return {}
+    return {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in real}
+
+
+def reroute_python(fds: dict[str, int]) -> None:
+    """Make imports from now on go through /proc/self/fd/N for each of `fds` (a forked kernel, after reach_python).
+
+    The modules already imported keep running from memory; what they and the
+    notebook import later is found through sys.path and each package's
+    __path__, rewritten here. The kernel must be dumpable to open its own
+    /proc/self/fd (kernel.become_kernel).
+    """
+    import importlib
+
+    def moved(path: str) -> str:
+        for real in sorted(fds, key=len, reverse=True):
+            if path == real or path.startswith(real + "/"):
+                return f"/proc/self/fd/{fds[real]}{path[len(real):]}"
+        return path
+
+    sys.path[:] = [moved(os.path.realpath(p)) if p else p for p in sys.path]
+    for module in list(sys.modules.values()):
+        search = getattr(module, "__path__", None)
+        if isinstance(search, list):
+            search[:] = [moved(os.path.realpath(p)) for p in search]
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
 
 
 def reachable(path: str) -> bool:

@@ -8,7 +8,6 @@ of the workdir is the only writable (and only visible) place. The sandbox
 becomes the subreaper of whatever the kernel starts, so stop_descendants()
 can kill it all before the folder is checked.
 """
-import ctypes
 import os
 import shutil
 import site
@@ -17,12 +16,11 @@ import time
 from typing import TYPE_CHECKING
 
 from . import isolation
+from .isolation import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT
 
 if TYPE_CHECKING:
     from .sandbox import Job
 
-# mount(2) flags
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
 # Copied into the private /etc: what Python, IPython and matplotlib read; nothing secret.
 ETC_FILES = ["passwd", "group", "hosts", "nsswitch.conf", "host.conf", "ld.so.cache", "ld.so.conf",
              "localtime", "os-release", "mime.types"]
@@ -82,15 +80,7 @@ def private_root(workdir: str, newroot: str, disk: int) -> None:
     The workdir is a tmpfs of `disk` bytes holding a copy of what the parent put
     there: one disk cap for all the kernel's files, gone with this namespace.
     """
-    libc = isolation.libc()
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-
-    def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-        def enc(value: str | None) -> bytes | None:
-            return None if value is None else os.fsencode(value)
-
-        if libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
-            raise OSError(ctypes.get_errno(), f"mount {source} on {target}: {os.strerror(ctypes.get_errno())}")
+    mount = isolation.mount
 
     def bind(path: str, writable: bool = False) -> None:
         target = newroot + path

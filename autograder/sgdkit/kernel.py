@@ -1,22 +1,28 @@
 """Start the student's ipykernel as the submission's uid, and run code in it under hard deadlines.
 
-The sandbox starts one Kernel, once it is confined (jail.py): in a clean
-environment with a private HOME inside the workdir, through isolation.preexec
-(no capabilities, the submission's uid), with its output counted and dropped
-so nothing it prints reaches the sandbox's protocol on stdout.
+The sandbox starts one Kernel, once it is confined (jail.py) and before it
+has read the rest of its job: a fork of the sandbox, so ipykernel and IPython
+are already imported (the fork server imported them once per batch). The
+child drops every descriptor but its own, takes a clean environment with a
+private HOME inside the workdir, goes through isolation.preexec (no
+capabilities, the submission's uid) and serves as the ipykernel; its output
+is counted and dropped, so nothing it prints reaches the sandbox's protocol
+on stdout.
 """
 import os
+import random
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, NamedTuple
+import traceback
+from typing import Any, NamedTuple, NoReturn
 
-from . import isolation
+from . import isolation, kernel_code
 
 INTERRUPT_GRACE = 5.0  # seconds a kernel gets to honour Ctrl-C before it is killed
+START_SECONDS = 60.0  # for the kernel to answer, however busy the machine
 
 
 class Outcome(NamedTuple):
@@ -41,31 +47,39 @@ class Kernel:
         connection_file, info = write_connection_file(
             os.path.join(env["JUPYTER_RUNTIME_DIR"], "kernel.json"), ip="127.0.0.1",
             key=secrets.token_hex(16).encode())
-        python = sys.executable
-        fds: tuple[int, ...] = ()
         if user is not None:
             os.chown(connection_file, user, user)  # we wrote it 0600: the kernel must read it
-            python, fds = isolation.kernel_python(env["HOME"])
         # Read back through our own descriptor: the kernel may replace the path, not our fd.
         self.stderr = tempfile.TemporaryFile(dir=env["TMPDIR"])
-        self.process = subprocess.Popen(
-            [python, "-m", "ipykernel_launcher", "-f", connection_file, "--HistoryManager.hist_file=:memory:"],
-            cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr,
-            start_new_session=True, pass_fds=fds, preexec_fn=isolation.preexec(user))
+        steps = isolation.preexec(user)
+        sys.stdout.flush()  # nothing buffered may be written twice
+        pid = os.fork()  # before any thread of ours exists: the client's start below
+        if pid == 0:
+            become_kernel(workdir, env, user, steps, connection_file, self.stderr.fileno())
+        self.process = Child(pid)
         self.client = BlockingKernelClient()
         self.client.load_connection_info(info)
         self.client.start_channels()
         self.stream_bytes = 0  # printed by the kernel so far
-        deadline = time.monotonic() + 60
+        self._wait_ready(time.monotonic() + START_SECONDS)
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Until the kernel answers kernel_info and its output channel is connected (as wait_for_ready checks,
+        polled finely instead of in its 0.2 s sleeps)."""
+        from queue import Empty
+
         while True:
-            try:
-                self.client.wait_for_ready(timeout=max(1.0, deadline - time.monotonic()))
+            msg_id = self.client.kernel_info()
+            while time.monotonic() < deadline and self.alive():
+                if self._reply(msg_id, 0.01) is not None:
+                    break
+            else:
+                raise RuntimeError(f"the kernel did not start (it {self.death()}): {self.stderr_tail(300).strip()}")
+            try:  # the reply's status messages show that output reaches us; else ask again
+                self.client.get_iopub_msg(timeout=0.5)
                 return
-            except RuntimeError as exc:
-                # A slow start on a busy machine misses heartbeats, which jupyter_client takes for a death.
-                if not self.alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"the kernel did not start ({exc}; it {self.death()}): "
-                                       f"{self.stderr_tail(300).strip()}") from None
+            except Empty:
+                pass
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -145,6 +159,91 @@ class Kernel:
             pass
         self.process.wait()
         self.client.stop_channels()
+
+
+class Child:
+    """A forked child's exit, as subprocess.Popen reports it: returncode None while it runs, -N for signal N."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self, flags: int = os.WNOHANG) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, flags)
+            except ChildProcessError:  # reaped elsewhere (jail.stop_descendants): it is gone
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int | None:
+        return self.poll(0)
+
+
+def become_kernel(workdir: str, env: dict[str, str], user: int | None, preexec: Any, connection_file: str,
+                  stderr: int) -> NoReturn:
+    """In the forked child: keep nothing of the sandbox, drop to `user`, and serve as the ipykernel until killed.
+
+    Nothing the sandbox holds at the fork knows an answer (sandbox.main reads
+    the job only after this fork), and from here on only the kernel's own
+    descriptors stay open: its stdio, and Python's folders where `user`
+    cannot reach them by path.
+    """
+    code = 1
+    exit_now, print_exc = os._exit, traceback.print_exc  # this module's globals are gone by the end
+    try:
+        os.setsid()  # its own process group, which kill() kills whole
+        null = os.open(os.devnull, os.O_RDWR)
+        for target, fd in ((0, null), (1, null), (2, stderr)):
+            os.dup2(fd, target)
+        python = isolation.reach_python(user)
+        keep = sorted(python.values())
+        for low, high in zip([2] + keep, keep + [os.sysconf("SC_OPEN_MAX")]):
+            os.closerange(low + 1, high)
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the sandbox interrupts with Ctrl-C
+        os.chdir(workdir)
+        os.environ.clear()
+        os.environ.update(env)
+        if python:
+            isolation.reroute_python(python)
+        sys.path.insert(0, "")  # the notebook's folder, for `import match` (the fork server runs with -I)
+        preexec()
+        isolation.name_process("sgdkit-kernel")  # only now, as its own uid: what runs under this name is untrusted
+        if user is not None:  # setuid made it undumpable, which closes its own /proc/self/fd to it
+            isolation.prctl(4, 1)  # PR_SET_DUMPABLE, as exec would have left it
+        random.seed()  # not the fork server's sequence, which every kernel would share
+        sys.modules["otter"] = kernel_code.inert_otter()
+        sys.argv = ["ipykernel_launcher"]
+        from ipykernel.kernelapp import IPKernelApp
+
+        forget_the_grader()
+        IPKernelApp.launch_instance(argv=["-f", connection_file, "--HistoryManager.hist_file=:memory:"])
+        code = 0
+    except BaseException:
+        print_exc()
+    finally:
+        exit_now(code)
+
+
+def forget_the_grader() -> None:
+    """Drop every sgdkit module this fork inherited, and empty it: the kernel holds none of the grader's code.
+
+    None of it knows an answer, but the probe driver and the sandbox's protocol are not the kernel's to read
+    (the leak attacks look for them). Only the frames that called this still hold their code, and they never
+    resume: become_kernel ends in os._exit.
+    """
+    modules, path = sys.modules, os.path  # this module is among them: after the first clear(), no globals
+    home = path.dirname(path.abspath(__file__))
+    doomed = [name for name, module in modules.items() if name.split(".")[0] == "sgdkit"
+              or path.dirname(path.abspath(getattr(module, "__file__", None) or "/")) == home]  # the server's __main__
+    for name in doomed:
+        modules.pop(name).__dict__.clear()
 
 
 def kernel_env(workdir: str, user: int | None) -> dict[str, str]:

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from .sandbox import Job, Step
 
 # Watched for tampering: (module, attribute path). The parent fingerprints them in
-# its own (clean) interpreter; the kernel fingerprints them after the student ran.
+# its own (clean) interpreter; the kernel fingerprints those of its modules that
+# are loaded, after the student ran (a module never imported was never patched).
+# otter is not among them: the kernel has only an inert stand-in of it (inert_otter).
 WATCHED = [
     ("builtins", "exec"), ("builtins", "compile"), ("builtins", "__import__"),
     ("builtins", "open"), ("builtins", "isinstance"), ("builtins", "getattr"),
@@ -31,13 +33,6 @@ WATCHED = [
     ("numpy.testing", "assert_almost_equal"),
     ("doctest", "DocTestRunner.run"), ("doctest", "DocTestRunner.summarize"),
     ("doctest", "DocTestRunner.report_failure"), ("doctest", "run_docstring_examples"),
-    ("otter", "Notebook.check"), ("otter", "Notebook._log_event"), ("otter", "Notebook.check_all"),
-    ("otter.test_files", "ExceptionTestFile.run"), ("otter.test_files", "ExceptionTestFile.from_string"),
-    ("otter.test_files", "test_case.call_func"), ("otter.test_files", "TestFile.grade"),
-    ("otter.test_files", "TestFile.score"), ("otter.test_files", "TestFile.passed_all"),
-    ("otter.test_files", "TestFile.possible"), ("otter.test_files", "TestCaseResult.__init__"),
-    ("otter.test_files", "GradingResults.__init__"), ("otter.test_files", "GradingResults.total"),
-    ("otter.execute", "Checker.check"),
 ]
 
 
@@ -86,8 +81,9 @@ def load_package(name: "str", files: "dict[str, str]") -> "ModuleType":
         _sys.meta_path.remove(finder)
 
 
-def fingerprints(watched: "list[tuple[str, str]]") -> "dict[str, list[Any]]":
-    """{"module:attr": description} of each watched object, as it is in this interpreter."""
+def fingerprints(watched: "list[tuple[str, str]]", loaded_only: "bool" = False) -> "dict[str, list[Any]]":
+    """{"module:attr": description} of each watched object, as it is in this interpreter (loaded_only: of the
+    modules imported already, importing nothing)."""
     import hashlib
     import importlib
     import inspect
@@ -118,6 +114,8 @@ def fingerprints(watched: "list[tuple[str, str]]") -> "dict[str, list[Any]]":
     found = {}
     for module_name, attr in watched:
         key = f"{module_name}:{attr}"
+        if loaded_only and module_name not in _sys.modules:
+            continue
         try:
             obj: "Any" = importlib.import_module(module_name)
             for part in attr.split("."):
@@ -154,15 +152,31 @@ with open(job['out'], 'w') as f:
     json.dump(data, f, allow_nan=False)
 """
 
+# The public tests are plain functions (stage.public_only): called as otter calls a test case (`env` gets the
+# notebook's globals, every other argument the global of its name), with otter's message for a failure.
 _PUBLIC = """
-import json
-from otter.test_files import ExceptionTestFile
-job = __job__
-test_file = ExceptionTestFile.from_string(job['source'], path=job['question'] + '.py')
-test_file.test_cases = [tc for tc in test_file.test_cases if not tc.hidden]
-test_file.run(__user_ns__)
-results = [{'name': r.test_case.body.test_func.__name__, 'passed': bool(r.passed), 'message': (r.message or '')[:4000]}
-           for r in test_file.test_case_results]
+import inspect, json
+job, env = __job__, __user_ns__
+path = job['question'] + '.py'
+tests = {}
+exec(compile(job['source'], path, 'exec'), tests)
+lines = job['source'].split('\\n')
+results = []
+for name in tests['PUBLIC_TESTS']:
+    func = tests[name]
+    try:
+        func(**{arg: env if arg == 'env' else env.get(arg) for arg in inspect.signature(func).parameters})
+        results.append({'name': name, 'passed': True, 'message': ''})
+    except Exception as exc:
+        tb, line = exc.__traceback__, None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == path:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        text = lines[line - 1] if line and line <= len(lines) else ''
+        results.append({'name': name, 'passed': False, 'message': (
+            f"Error at line {line} in test {job['question']}:\\n  {text}\\n{type(exc).__name__}: "
+            + str(exc).strip("'"))[:4000]})
 with open(job['out'], 'w') as f:
     json.dump(results, f)
 """
@@ -172,8 +186,25 @@ import json
 ns = {}
 exec(__job__['source'], ns)
 with open(__job__['out'], 'w') as f:
-    json.dump(ns['fingerprints'](__job__['watched']), f)
+    json.dump(ns['fingerprints'](__job__['watched'], loaded_only=True), f)
 """
+
+# What the notebook's locked first cell gets for `import otter` in a graded kernel: grader.check and
+# grader.export do nothing there (as in otter's own grading), and cost nothing. Nothing trusts it.
+_INERT_OTTER = '''
+"""An inert stand-in for otter-grader in a kernel that sgdkit grades: its checks run outside this kernel."""
+__version__ = "sgdkit-grading"
+
+
+class Notebook:
+    """otter.Notebook whose every method does nothing and returns None."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+'''
 
 
 def _snippet(source: str, job: dict[str, Any]) -> str:
@@ -188,8 +219,17 @@ def probe_code(job: "Job", step: "Step", out: str) -> str:
 
 
 def public_code(question: str, source: str, out: str) -> str:
-    """Run the public test cases of `source`, the question's test file with its hidden cases cut out."""
+    """Run the public test functions of `source` (stage.public_only: plain Python, no otter)."""
     return _snippet(_PUBLIC, {"source": source, "question": question, "out": out})
+
+
+def inert_otter() -> "ModuleType":
+    """A fresh `otter` module that the notebook's `import otter` finds in a graded kernel."""
+    import types
+
+    module = types.ModuleType("otter", "An inert stand-in for otter-grader in a kernel that sgdkit grades.")
+    exec(compile(_INERT_OTTER, "<sgdkit: inert otter>", "exec"), module.__dict__)
+    return module
 
 
 def fingerprint_code(out: str) -> str:

@@ -1,11 +1,12 @@
 """Run ONE submission in an isolated child: the only place student code runs during `sgdkit grade`.
 
-The parent (batch.py) starts this file as a script, `python -I sandbox.py`,
-under `unshare -mn --ipc --uts --pid --fork --kill-child --mount-proc` where
-the machine allows (see isolation.py for the modes), writes a Job as JSON on
-stdin and reads JSON lines from stdout:
+The batch's fork server (forkserver.py) forks it, in new namespaces where the
+machine allows (see isolation.py for the modes), and runs main(). The parent
+(batch.py) writes the Job on stdin as two JSON lines, its CONFINEMENT keys
+first and then the rest, and reads JSON lines from stdout:
 
     {"event": "isolation", "notes": [...]}          how well the child is isolated
+    {"event": "kernel"}                             the kernel answers; only now is the rest of the job read
     {"event": "cell", "index": 7}                   code cell 7 (counted from 1) started
     {"event": "cell_error", "index": 7, "ename": ..., "evalue": ...}
     {"event": "notebook", "state": "done" | "timeout" | "died", ...}
@@ -16,9 +17,12 @@ stdin and reads JSON lines from stdout:
     {"event": "done"}                               or {"event": "sandbox_error", "error": ...}
     {"event": "files", "changed": [...]}            match/ and tests/ rewritten, checked once all is dead
 
-Nothing here judges anything, and nothing the kernel gets knows an answer: each
-probe brings only the probe code and its own prerequisites' stand-ins (see the
-trust boundary in docs/architecture.md); the data goes back as strict JSON
+Nothing here judges anything, and nothing the kernel gets knows an answer: it is
+forked from this process before the job's second line (the probes and their
+stand-ins) is read, and each probe brings only the probe code and its own
+prerequisites' stand-ins (see the trust boundary in docs/architecture.md).
+Every event carries `at`, the wall clock, for the benchmark's profile. The data
+goes back as strict JSON
 (no NaN or Infinity) and the parent decides the score. The steps live apart:
 jail.py confines this process before the kernel starts (cgroups, rlimits,
 loopback, a private read-only root) and kills what is left after it;
@@ -34,7 +38,8 @@ import sys
 import time
 from typing import Any, NoReturn, NotRequired, TypedDict
 
-# Imported before the chroot, which leaves no sgdkit to import; hence no sgdkit import inside a function.
+# Imported by the fork server, before any chroot, which leaves no sgdkit to import; hence no sgdkit import
+# inside a function.
 from sgdkit import jail, kernel_code
 from sgdkit.kernel import Kernel
 
@@ -53,8 +58,7 @@ class Step(TypedDict):
 class Job(TypedDict):
     """All the sandbox is told, as JSON on stdin: one submission, what to run, and its limits.
 
-    Keys a parent sends beyond these are ignored (older ones sent watched,
-    loader_source and fingerprint_source, which the sandbox now has itself).
+    Keys a parent sends beyond these are ignored.
     """
 
     workdir: str  # absolute path of the submission's folder (notebook, match/): the kernel's cwd
@@ -77,9 +81,20 @@ class Job(TypedDict):
     uid: NotRequired[int]  # the kernel's uid, only when the grader is root; else the kernel runs as ours
 
 
+# The job's first line: all the sandbox needs to confine itself and start the kernel, and nothing it may not see.
+CONFINEMENT = ("workdir", "memory", "cpu", "disk", "processes", "namespaces", "newroot", "cgroups", "uid")
+
+
+def job_lines(job: Job) -> bytes:
+    """The job as the sandbox reads it: its CONFINEMENT keys on one line, then the rest."""
+    first = {k: v for k, v in job.items() if k in CONFINEMENT}
+    rest = {k: v for k, v in job.items() if k not in CONFINEMENT}
+    return (json.dumps(first) + "\n" + json.dumps(rest) + "\n").encode()
+
+
 def emit(event: str, **fields: Any) -> None:
-    """One protocol line to the parent."""
-    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+    """One protocol line to the parent, stamped with the wall clock (the benchmark's profile reads it)."""
+    sys.stdout.write(json.dumps({"event": event, **fields, "at": time.time()}) + "\n")
     sys.stdout.flush()
 
 
@@ -109,15 +124,18 @@ def _finite(text: str) -> float:
 
 
 def run_job(job: Job) -> None:
-    """Run the notebook, the public tests, the probes and the tamper check, reporting as it goes.
+    """Confine, start the kernel, read the rest of the job into `job`; then run the notebook, the public tests,
+    the probes and the tamper check, reporting as it goes.
 
     The public tests come first, while nothing of the grader's is in the
     kernel, so their messages (which reach the student's feedback) can quote
     nothing hidden. Each probe brings only what its question may see.
     """
     emit("isolation", notes=jail.isolate(job))
-    kernel = Kernel(job["workdir"], job.get("uid"))
+    kernel = Kernel(job["workdir"], job.get("uid"))  # a fork of this process, which knows only the first line
+    emit("kernel")
     try:
+        job.update(json.loads(sys.stdin.read()))
         run_cells(kernel, job)
         if kernel.alive():
             run_public(kernel, job)
@@ -203,8 +221,20 @@ def run_public(kernel: Kernel, job: Job) -> None:
                 pass
 
 
+def read_line(fd: int = 0) -> bytes:
+    """One line of `fd`, read a byte at a time: nothing after it is taken into this process's memory."""
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return bytes(line)
+
+
 def main() -> None:
-    job: Job = json.loads(sys.stdin.read())
+    """Run the job on stdin (forkserver.py calls this in the forked sandbox)."""
+    job: Job = json.loads(read_line())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         run_job(job)
@@ -214,7 +244,7 @@ def main() -> None:
         jail.stop_descendants()  # first, so that nothing changes the folder while it is checked
         try:
             emit("files", changed=changed_files(job["workdir"], job["expected"]))
-        except Exception:  # without this event the parent checks the folder it can see
+        except Exception:  # without this event (or the job's second line) the parent checks the folder it can see
             pass
 
 
@@ -250,6 +280,3 @@ def _same_file(path: str, want: list[Any] | None) -> bool:
             digest.update(chunk)
     return digest.hexdigest() == want[1]
 
-
-if __name__ == "__main__":
-    main()

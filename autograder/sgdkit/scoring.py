@@ -203,9 +203,11 @@ def problems(run: Run, got: Reported, reference: dict[str, Any], memory: int | N
         first, more = got.cell_errors[0], len(got.cell_errors) - 1
         found["cell-error"] = (f"{cell(first['index'])} raised {first['ename']}: {first.get('evalue', '')}"[:300]
                                + (f" (and {more} more cell(s))" if more else ""))
-    # Tampering: a watched function replaced in the kernel, or the working folder's files rewritten.
+    # Tampering: a watched function replaced in the kernel (of the modules it had loaded, which it reports),
+    # or the working folder's files rewritten.
     tampered = [f"{key.replace(':', '.')} was replaced" for key, want in reference.items()
-                if got.fingerprints is not None and want[0] != "missing" and got.fingerprints.get(key) != want]
+                if got.fingerprints is not None and want[0] != "missing" and key in got.fingerprints
+                and got.fingerprints[key] != want]
     tampered += run.changed
     if tampered:
         found["tampered"] = "; ".join(tampered[:5]) + (f" (and {len(tampered) - 5} more)" if len(tampered) > 5 else "")

@@ -76,15 +76,34 @@ class Stage:
 
 
 def public_only(source: str) -> str:
-    """An otter test file's source without the test cases marked hidden=True."""
+    """An otter test file's public test cases as plain Python: no hidden case, no otter import, no decorator.
+
+    The kernel runs them without otter (kernel_code.public_code): PUBLIC_TESTS,
+    appended here, names them in order.
+    """
     tree = ast.parse(source)
+
+    def case(node: ast.FunctionDef) -> bool:  # decorated with @test_case(...)
+        return any(isinstance(d, ast.Call) and getattr(d.func, "id", None) == "test_case" for d in node.decorator_list)
 
     def hidden(node: ast.FunctionDef) -> bool:
         return any(isinstance(d, ast.Call) and any(k.arg == "hidden" and getattr(k.value, "value", False) is True
                                                    for k in d.keywords) for d in node.decorator_list)
 
-    tree.body = [node for node in tree.body if not (isinstance(node, ast.FunctionDef) and hidden(node))]
-    return ast.unparse(tree)
+    def from_otter(node: ast.stmt) -> bool:
+        return isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "otter"
+
+    body, public = [], []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and case(node):
+            if hidden(node):
+                continue
+            node.decorator_list = []
+            public.append(node.name)
+        if not from_otter(node):
+            body.append(node)
+    tree.body = body
+    return ast.unparse(tree) + f"\nPUBLIC_TESTS = {public!r}\n"
 
 
 def read_summary(stage: str, zips: Path | str = ZIPS) -> dict[str, Any]:

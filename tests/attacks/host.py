@@ -162,6 +162,52 @@ for path in [{str(SOLUTIONS / "01-losses" / "losses.ipynb")!r}, {str(ZIPS / "01-
         pass
 '''
 
+# The fork server, the sandboxes and the other kernels (forkserver.py names them): signal, read or trace any.
+REACH_FORKS = '''
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+mine = {os.getpid()} | {int(pid) for pid in os.listdir("/proc/self/task")}
+for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+    try:
+        name = open(f"/proc/{pid}/comm").read().strip()
+        owner = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        continue
+    if not name.startswith("sgdkit-") or pid in mine or owner == os.getuid():
+        continue  # our own kernel's processes are ours anyway
+    for act in (lambda: os.kill(pid, 0), lambda: open(f"/proc/{pid}/environ", "rb").read(1),
+                lambda: os.listdir(f"/proc/{pid}/fd"), lambda: open(f"/proc/{pid}/mem", "rb").read(1),
+                lambda: os.readlink(f"/proc/{pid}/cwd")):
+        try:
+            act()
+            hole = True
+        except OSError:
+            pass
+    if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH
+        hole = True
+'''
+
+# Leaves marks in everything a fork shares or a later kernel could inherit (host-harvest looks for them).
+PLANT = '''
+import builtins, json, os, sys
+import ipykernel.kernelapp
+for module in (builtins, json, ipykernel.kernelapp, sys):
+    setattr(module, "SGDKIT_PLANTED", True)
+sys.modules["sgdkit_planted"] = json
+os.environ["SGDKIT_PLANTED"] = "1"
+'''
+
+# Finds a mark of host-plant, graded in the same batch (before, after or beside it), in what it inherited.
+HARVEST = '''
+import builtins, json, os, sys, time
+import ipykernel.kernelapp
+deadline = time.time() + 8
+while not hole and time.time() < deadline:
+    hole = (any(hasattr(m, "SGDKIT_PLANTED") for m in (builtins, json, ipykernel.kernelapp, sys))
+            or "sgdkit_planted" in sys.modules or "SGDKIT_PLANTED" in os.environ)
+    time.sleep(0.2)
+'''
+
 
 def _attacks():
     found = []
@@ -182,6 +228,9 @@ def _attacks():
         attack("fork-past-cap", FORK_PAST_CAP, "more processes than the cap ran at once")
         attack("disk-past-cap", DISK_PAST_CAP, "more than the disk cap was written, in files each under it")
         attack("read-others", READ_OTHERS, "read the grader's temp root, the kit's solutions or its zips")
+        attack("reach-forks", REACH_FORKS, "signalled, read or traced the fork server, a sandbox or another kernel")
+        attack("plant", PLANT, "(pays nothing itself: leaves marks for host-harvest)")
+        attack("harvest", HARVEST, "found a mark another submission left in the Python state kernels are forked from")
     return found
 
 
