@@ -11,9 +11,10 @@ $(READY): pyproject.toml
 	$(PY) -m pip install --quiet --editable '.[dev]'
 	touch $@
 
-# The fast subset: everything but the whole bug corpus.
+# The fast subset: everything but the whole bug corpus, on every core (pytest-xdist; tests/conftest.py keeps
+# the tests that share a graded batch on one worker).
 test: $(READY)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 # The whole planted-bug corpus, graded with real otter; then the mutation audit
 # (tests/mutation/audit.py): every mutmut mutant of every exercise region judged

@@ -354,7 +354,7 @@ def test_one_master_edited_rebuilds_its_stage_only(built, solutions, tmp_path):
 # `sgdkit build --check` ------------------------------------------------------------
 
 
-def test_check_passes_on_the_committed_tree(capsys):
+def test_check_passes_on_the_committed_tree(built_kit, capsys):
     """Does `sgdkit build --check` exit 0 on the checkout, leaving assignments/ and the zips as they were?"""
     from sgdkit.build import add_arguments, main
 

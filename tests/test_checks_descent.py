@@ -154,19 +154,25 @@ def test_corpus_size():
     assert len(names) == len(set(names))
 
 
-def test_verdicts_do_not_depend_on_the_seed():
+# (question, answers typed in, parts it must fail): the solution, the blank and every corpus entry.
+SEED_CASES = ([(f"solution-{q}", q, {}, []) for q in QUESTIONS]
+              + [(f"blank-{q}", q, BLANK["solutions"], sorted(ALL_PARTS[q])) for q in QUESTIONS]
+              + [(e["name"], e["question"], {e["function"]: e["solution"]}, e["failing"])
+                 for e in MUTANTS + ALTERNATIVES])
+
+
+@pytest.mark.parametrize("question, solutions, want", [case[1:] for case in SEED_CASES],
+                         ids=[case[0] for case in SEED_CASES])
+def test_verdicts_do_not_depend_on_the_seed(question, solutions, want):
     """Do 20 grading seeds give the same verdicts for the solution, the blank and every corpus entry?
 
     Other questions are graded with the solution (or stand-ins), so an entry's
-    own question is where a seed could matter.
+    own question is where a seed could matter. One case per test, so that
+    pytest-xdist shares them out.
     """
-    cases = [(q, {}, []) for q in QUESTIONS]
-    cases += [(q, BLANK["solutions"], sorted(ALL_PARTS[q])) for q in QUESTIONS]
-    cases += [(e["question"], {e["function"]: e["solution"]}, e["failing"]) for e in MUTANTS + ALTERNATIVES]
-    for question, solutions, want in cases:
-        env = notebook_env(solutions)
-        for seed in SEEDS:
-            assert failing(question, env, seed) == want, (question, list(solutions), seed)
+    env = notebook_env(solutions)
+    for seed in SEEDS:
+        assert failing(question, env, seed) == want, (question, list(solutions), seed)
 
 
 def test_strange_answers_are_failures_not_crashes():

@@ -60,8 +60,9 @@ def test_mismatches_names_each_difference():
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """`sgdkit demo --out DIR`, run once: (exit code, printed text, DIR)."""
+def demo_run(built_kit, tmp_path_factory):
+    """`sgdkit demo --out DIR`, run once, on the kit built already (its build is then a no-op): (exit code,
+    printed text, DIR)."""
     out = tmp_path_factory.mktemp("demo") / "demo-out"
     run = subprocess.run([sys.executable, "-m", "sgdkit.cli", "demo", "--out", str(out)],
                          capture_output=True, text=True, timeout=1200, cwd=ROOT)

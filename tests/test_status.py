@@ -9,7 +9,6 @@ import types
 
 import pytest
 
-from sgdkit import ZIPS
 from sgdkit.feedback import feedback, write_grades
 from sgdkit.outputs import read_csv
 from sgdkit.results import new_result, outcome, status_text
@@ -21,8 +20,8 @@ CELLS = {1: "import match", 2: "def mean(self):\n    return 0", 3: "while True: 
 
 
 @pytest.fixture(scope="module")
-def spec():
-    return load_stage(STAGE, ZIPS)
+def spec(built_kit):
+    return load_stage(STAGE, built_kit)
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,10 @@ def serve(sock: socket.socket, namespaces: bool) -> None:
             message, fds, _, _ = socket.recv_fds(sock, MESSAGE, 3)
             if not message:
                 return  # the parent is gone
-            pid = os.fork()
+            try:
+                pid: int | None = os.fork()
+            except OSError:  # out of processes or memory: this submission fails, the batch goes on
+                pid = None
             if pid == 0:
                 sandbox_child(fds, namespaces, root)
             for fd in fds:
@@ -161,7 +164,7 @@ class _Server:
         self.process = subprocess.Popen(args, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=self.errors, start_new_session=True)
         theirs.close()
-        self.pids: list[int] = []
+        self.pids: list[int | None] = []
         self.exits: dict[int, int] = {}
         self.ended = False  # the server closed its end: no more replies
         self.news = threading.Condition()
@@ -191,8 +194,9 @@ class _Server:
         except OSError:
             return None
         with self.news:
-            self.news.wait_for(lambda: self.pids or self.ended, timeout=60)
-            return self.pids.pop(0) if self.pids else None
+            if not self.news.wait_for(lambda: self.pids or self.ended, timeout=60):
+                self.process.kill()  # stalled: a late reply would answer the next request, so start anew
+            return self.pids.pop(0) if self.pids else None  # None too where the fork failed
 
     def exit_code(self, pid: int, timeout: float) -> int | None:
         """A sandbox's exit code once the server reaped it (None if not within `timeout`, or the server ended)."""
