@@ -4,7 +4,9 @@ A graded folder is what `sgdkit grade --out DIR` writes: DIR/grades.csv (one
 row per submission) and DIR/results/*.json (every test of every question).
 The report shows, per stage, where the class struggled: the spread of totals,
 each question's pass rate, the tests failed most often with their hints, tests
-nobody or everybody passed, and the submissions that could not be graded fully.
+nobody or everybody passed, the submissions that could not be graded fully, and,
+when `sgdkit similarity --out DIR` wrote DIR/similarity.json, the pairs of
+submissions flagged as alike, each opening into both answers side by side.
 """
 import argparse
 import base64
@@ -19,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from . import ZIPS
+from . import ZIPS, similarity
 from .outputs import write_atomic
 from .results import NOT_RUN, Graded, csv_float, load_graded, outcome
 from .stage import read_summary
@@ -214,6 +216,15 @@ ul.flags li { background: #fff8e1; border-left: 4px solid #f9a825; padding: 6px 
 .none { background: #fff; border: 1px dashed #cfd5dc; padding: 6px 10px; color: #555; }
 details { margin-top: 14px; }
 summary { cursor: pointer; font-weight: 600; }
+details.pair { margin-top: 6px; background: #fff; border: 1px solid #dde1e6; border-radius: 6px; padding: 6px 10px; }
+details.pair summary { font-weight: 400; }
+.score { display: inline-block; min-width: 3.2em; font-weight: 600; font-variant-numeric: tabular-nums; }
+.side { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; margin-top: 8px; }
+.side h4 { margin: 0 0 4px; font-size: 13px; }
+.side pre { margin: 0; background: #fbfbfc; border: 1px solid #dde1e6; padding: 8px; overflow: auto;
+            max-height: 640px; font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
+mark.rare { background: #ffb74d; }
+mark.common { background: #fff3c4; }
 """
 
 
@@ -295,6 +306,10 @@ def stage_section(graded: Graded) -> str:
     else:
         parts.append('<p class="none">Every submission was graded fully.</p>')
 
+    data = similarity.load(graded.folder)
+    if data is not None:
+        parts.append(similarity_section(data))
+
     columns = ["file"] + graded.questions + ["total", "status"]
     rows = [[_e(r["file"])] + [_e(r[q]) for q in graded.questions] + [_e(r["total"]),
             f'<span class="tag {"ok" if graded.status(r)[0] == "ok" else "bad"}">{_e(r["status"])}</span>']
@@ -302,6 +317,49 @@ def stage_section(graded: Graded) -> str:
     numeric = tuple(range(1, len(graded.questions) + 2))
     parts.append(f"<details><summary>All {n} submissions</summary>"
                  f"{_table([_e(c) for c in columns], rows, numeric)}</details>")
+    return "\n".join(parts)
+
+
+def _marked(code: str, spans: object) -> str:
+    """The code, escaped, with each [start, end, "rare" | "common"] span in a <mark> of that class."""
+    out, at = [], 0
+    for span in spans if isinstance(spans, list) else []:
+        if not (isinstance(span, list) and len(span) == 3 and all(isinstance(v, int) for v in span[:2])):
+            continue
+        start, end = max(span[0], at), min(span[1], len(code))
+        if start >= end:
+            continue
+        kind = "rare" if span[2] == "rare" else "common"
+        out += [_e(code[at:start]), f'<mark class="{kind}">{_e(code[start:end])}</mark>']
+        at = end
+    return "".join(out + [_e(code[at:])])
+
+
+def similarity_section(data: dict) -> str:
+    """The pairs `sgdkit similarity` flagged, ranked; each opens into both answers side by side, shared code marked."""
+    pairs, skipped, code = data.get("pairs") or [], data.get("skipped") or [], data.get("code") or {}
+    parts = ["<h3>Similar submissions: flags for a person to look at, never a grade</h3>",
+             f'<p class="muted">{_e(data.get("compared", 0))} submissions of {_e(data.get("stage", "?"))} compared '
+             f'on the code students wrote (the starter notebook and <code>match/</code> removed). A score is the '
+             f'share of the smaller answer that the other holds too, each passage weighed by how rare it is in the '
+             f'class; pairs scoring {_e(data.get("threshold"))} or more and sharing at least '
+             f'{_e(data.get("min_shared"))} tokenised characters are listed. '
+             f'<mark class="rare">Strong</mark> marks passages that few others wrote, '
+             f'<mark class="common">pale</mark> the ones many share.</p>']
+    if not pairs:
+        parts.append('<p class="none">No pair of submissions is alike enough to flag.</p>')
+    for rank, pair in enumerate(pairs, start=1):
+        a, b = str(pair.get("file_a", "")), str(pair.get("file_b", ""))
+        questions = ", ".join(f"<code>{_e(q)}</code>" for q in pair.get("questions") or []) or "none named"
+        sides = "".join(f"<div><h4><code>{_e(name)}</code></h4><pre>{_marked(str(code.get(name, '')), spans)}</pre></div>"
+                        for name, spans in ((a, pair.get("spans_a")), (b, pair.get("spans_b"))))
+        parts.append(f'<details class="pair"><summary>#{rank} <span class="score">{_e(pair.get("score"))}</span> '
+                     f"<code>{_e(a)}</code> &harr; <code>{_e(b)}</code> &middot; questions: {questions}</summary>"
+                     f'<div class="side">{sides}</div></details>')
+    if skipped:
+        parts.append(f"<details><summary>Not compared ({len(skipped)})</summary>"
+                     + _table(["file", "why"], [(_e(s.get("file", "")), _e(s.get("why", ""))) for s in skipped])
+                     + "</details>")
     return "\n".join(parts)
 
 
