@@ -31,8 +31,10 @@ from sgdkit.answers import fill
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ASSIGNMENTS / "02-descent" / "descent.ipynb"
-FUNCTIONS = ["split_dataset", "standardize", "batch_gradient_descent", "stochastic_gradient_descent",
-             "minibatch_sgd"]
+# The answered functions and their questions (CONTRACT.md).
+QUESTIONS = {"split_dataset": "prepare", "standardize": "prepare", "batch_gradient_descent": "batch_gd",
+             "stochastic_gradient_descent": "sgd", "minibatch_sgd": "minibatch_sgd"}
+FUNCTIONS = list(QUESTIONS)
 # Each placeholder's spellings; a student picks one per placeholder and keeps it.
 NAMES = {
     "idx": ["indices", "idx", "order", "perm", "shuffled", "ids", "rows_order"],

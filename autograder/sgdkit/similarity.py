@@ -39,6 +39,7 @@ import numpy as np
 
 from . import ASSIGNMENTS
 from .outputs import visible, write_atomic, write_csv
+from .sources import is_trivial
 from .stage import Stage
 from .submissions import Rejected, check_stage, code_cells, find_submissions, parse_notebook, read_notebook
 
@@ -110,59 +111,105 @@ def _questions_of_cells(nb: Any) -> dict[int, str]:
     return found
 
 
-def own_code(nb: Any, given: set[str]) -> tuple[str, list[tuple[int, int, str]]]:
-    """(the notebook's code cells that are not starter cells, joined; each one's (start, end, question))."""
+@dataclass
+class Given:
+    """The starter notebook as the comparison needs it: its code cells and their telling lines."""
+
+    cells: set[str]  # stripped sources
+    lines: set[str]  # stripped lines that tell something (not blank, not `...`)
+
+    @classmethod
+    def of(cls, sources: list[str]) -> "Given":
+        lines = {line.strip() for source in sources for line in source.splitlines()}
+        return cls({source.strip() for source in sources}, {line for line in lines if not is_trivial(line)})
+
+
+def own_code(nb: Any, given: Given) -> tuple[str, list[tuple[int, int, str]], list[tuple[int, int]]]:
+    """(the code cells that are not starter cells, joined; each one's (start, end, question); its stretches).
+
+    A stretch is a run of a cell's lines between lines of the starter (a signature, a docstring):
+    each is fingerprinted on its own, so no passage straddles given code, and moving a whole
+    function changes no fingerprint.
+    """
     questions = _questions_of_cells(nb)
-    parts, cells, at = [], [], 0
+    parts, cells, stretches, at = [], [], [], 0
     for number, source in code_cells(nb):
-        if source.strip() in given:
+        if source.strip() in given.cells:
             continue
         question = questions.get(number, "")
         # A comment: tokenising drops it, so it never matches; it tells the reader where the cell was.
         text = f"# cell {number}" + (f" ({question})" if question else "") + "\n" + source.rstrip() + "\n\n"
+        start = None
+        for line in text.splitlines(keepends=True):
+            if line.strip() in given.lines:
+                if start is not None:
+                    stretches.append((start, at))
+                start = None
+            elif start is None:
+                start = at
+            at += len(line)
+        if start is not None:
+            stretches.append((start, at))
         parts.append(text)
-        cells.append((at, at + len(text), question))
-        at += len(text)
-    return "".join(parts), cells
+        cells.append((at - len(text), at, question))
+    return "".join(parts), cells, stretches
 
 
-def _tokenise(code: str) -> tuple[str, np.ndarray]:
-    """copydetect's tokenised code (names V, strings S, no comments or whitespace) and its offsets."""
+def tokenise(code: str, stretches: list[tuple[int, int]]) -> tuple[str, np.ndarray, list[tuple[int, int]]]:
+    """(copydetect's tokenised code: names V, strings S, no comments or whitespace; its offsets back to
+    positions in `code`; the [start, end) of each stretch in the tokens)."""
     from copydetect.utils import filter_code
 
-    return filter_code(code, "answer.py", language="python")
+    tokens, offsets = filter_code(code, "answer.py", language="python")
+    where = in_code(offsets, np.arange(len(tokens)))
+    pieces = [(int(a), int(b)) for a, b in zip(np.searchsorted(where, [s for s, _ in stretches]),
+                                                np.searchsorted(where, [e for _, e in stretches]))]
+    return tokens, offsets, pieces
 
 
-def _fingerprints(tokens: str) -> dict[int, list[int]]:
-    """{fingerprint: its positions} of every K-character passage of the tokenised code.
+def in_code(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Tokenised positions as positions in the code, as copydetect's compare_files maps them."""
+    if not len(offsets):
+        return positions
+    return positions + offsets[:, 1][np.clip(np.searchsorted(offsets[:, 0], positions), 0, offsets.shape[0] - 1)]
+
+
+def _fingerprints(tokens: str, pieces: list[tuple[int, int]]) -> dict[int, list[int]]:
+    """{fingerprint: its positions} of every K-character passage inside one piece of the tokens.
 
     win_size=1 keeps every fingerprint: copydetect hashes with Python's own hash(), salted per
     process, so winnowing would keep a different subset every run (and in every worker).
     """
     from copydetect.utils import get_document_fingerprints
 
-    return get_document_fingerprints(tokens, K, 1)[1]
+    found: dict[int, list[int]] = {}
+    for first, end in pieces:
+        for fingerprint, where in get_document_fingerprints(tokens[first:end], K, 1)[1].items():
+            found.setdefault(int(fingerprint), []).extend(int(p) + first for p in where)
+    return found
 
 
-def _prepare(sub: Any, spec: Stage, given: set[str]) -> tuple[str, Any]:
-    """("skip", why) or ("ok", (code, cells, tokens, offsets)) for one submission; runs in a worker."""
+def _prepare(sub: Any, spec: Stage, given: Given) -> tuple[str, Any]:
+    """("skip", why) or ("ok", (code, cells, tokens, offsets, pieces)) for one submission; runs in a worker."""
     try:
         nb, _ = parse_notebook(read_notebook(sub.path))
         check_stage(nb, spec)
     except Rejected as exc:
         return "skip", f"{exc.kind}: {exc}"
-    code, cells = own_code(nb, given)
-    return "ok", (code, cells, *_tokenise(code))
+    code, cells, stretches = own_code(nb, given)
+    return "ok", (code, cells, *tokenise(code, stretches))
 
 
 def read_answers(paths: Iterable[Path | str], stage: str, assignments: Path = ASSIGNMENTS,
                  workers: int | None = None) -> tuple[list[Answer], list[tuple[str, str]]]:
     """(every submission's own code, fingerprinted; [(file, why)] for each one skipped)."""
     spec, starter_cells, library = starter(stage, assignments)
-    given = {source.strip() for source in starter_cells}
+    given = Given.of(starter_cells)
     # Boilerplate is removed here rather than by copydetect's option: its np.intersect1d(assume_unique=True)
     # also drops repeated passages of a submission that are not boilerplate at all.
-    boilerplate = set(_fingerprints(_tokenise("\n\n".join(starter_cells) + "\n\n" + library)[0]))
+    text = "\n\n".join(starter_cells) + "\n\n" + library
+    tokens, _, pieces = tokenise(text, [(0, len(text))])
+    boilerplate = set(_fingerprints(tokens, pieces))
     subs = find_submissions(paths)
     workers = max(1, min(workers or os.cpu_count() or 1, len(subs) // 50 + 1))  # a pool pays from ~50 on
     prepare = partial(_prepare, spec=spec, given=given)
@@ -176,11 +223,13 @@ def read_answers(paths: Iterable[Path | str], stage: str, assignments: Path = AS
         if status == "skip":
             skipped.append((sub.file, what))
             continue
-        code, cells, tokens, offsets = what
-        positions = _fingerprints(tokens)  # hashed here, in one process: hash() is salted per process
+        code, cells, tokens, offsets, pieces = what
+        positions = _fingerprints(tokens, pieces)  # hashed here, in one process: hash() is salted per process
         hashes = frozenset(positions) - boilerplate
         if not hashes:
-            skipped.append((sub.file, "blank: nothing but the starter code"))
+            own = sum(b - a for a, b in pieces)
+            skipped.append((sub.file, "blank: nothing but the starter code" if not own else
+                            f"too short to compare: its own code is under {K} tokenised characters"))
             continue
         answers.append(Answer(sub.file, code, cells, offsets, positions, hashes))
     for file, why in skipped:
@@ -278,22 +327,12 @@ def ranked(answers: list[Answer], floor: float) -> tuple[list[tuple[float, int, 
     return sorted(found, key=lambda t: (-t[0], answers[t[1]].file, answers[t[2]].file)), cls
 
 
-def _to_code(answer: Answer, starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
-    """Tokenised [start, end) runs as positions in the answer's code, as copydetect's compare_files maps them."""
-    offsets = answer.offsets
-    if not len(starts) or not len(offsets):
-        return [(int(s), int(e)) for s, e in zip(starts, ends)]
-    moved = [offsets[:, 1][np.clip(np.searchsorted(offsets[:, 0], x), 0, offsets.shape[0] - 1)] + x
-             for x in (starts, ends)]
-    return [(int(s), int(e)) for s, e in zip(*moved)]
-
-
 def _spans(answer: Answer, strong: set[int], shared: set[int]) -> tuple[list[list[Any]], list[str]]:
     """([start, end, "rare" | "common"] runs of shared code in the answer; the questions holding rare runs)."""
     kind = np.zeros(len(answer.code) + 1, dtype=np.int8)  # 0 not shared, 1 common, 2 rare
     for value, hashes in ((1, shared), (2, strong)):
         starts, ends, _ = _runs(answer, hashes)
-        for start, end in _to_code(answer, starts, ends):
+        for start, end in zip(in_code(answer.offsets, starts), in_code(answer.offsets, ends)):
             kind[start:end] = np.maximum(kind[start:end], value)
     cuts = [0, *(np.flatnonzero(np.diff(kind)) + 1).tolist(), len(kind)]
     runs = [(a, b, "rare" if kind[a] == 2 else "common") for a, b in zip(cuts, cuts[1:]) if kind[a]]
