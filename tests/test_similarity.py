@@ -210,8 +210,8 @@ def test_report_lists_pairs_side_by_side(report_html):
     """Does the report's section rank the flagged pair, opening into both answers with the shared code marked?"""
     section = report_html.split("Similar submissions")[1]
     assert "never a grade" in section
-    assert section.count('<details class="pair">') == 1
-    pair = section.split('<details class="pair">')[1].split("</details>")[0]
+    assert section.count('<details class="pair"') == 1
+    pair = section.split('<details class="pair" open>')[1].split("</details>")[0]
     assert pair.count("<pre>") == 2 and '<mark class="rare">' in pair
     assert "grader.check" not in pair  # cells as handed out are not the students' code
     assert "&lt;img src=x onerror=alert(1)&gt;.ipynb" in pair and "=HYPERLINK(1).ipynb" in pair

@@ -219,7 +219,7 @@ summary { cursor: pointer; font-weight: 600; }
 details.pair { margin-top: 6px; background: #fff; border: 1px solid #dde1e6; border-radius: 6px; padding: 6px 10px; }
 details.pair summary { font-weight: 400; }
 .score { display: inline-block; min-width: 3.2em; font-weight: 600; font-variant-numeric: tabular-nums; }
-.side { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; margin-top: 8px; }
+.side { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 10px; margin-top: 8px; }
 .side h4 { margin: 0 0 4px; font-size: 13px; }
 .side pre { margin: 0; background: #fbfbfc; border: 1px solid #dde1e6; padding: 8px; overflow: auto;
             max-height: 640px; font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
@@ -338,12 +338,13 @@ def _marked(code: str, spans: object) -> str:
 def similarity_section(data: dict) -> str:
     """The pairs `sgdkit similarity` flagged, ranked; each opens into both answers side by side, shared code marked."""
     pairs, skipped, code = data.get("pairs") or [], data.get("skipped") or [], data.get("code") or {}
-    parts = ["<h3>Similar submissions: flags for a person to look at, never a grade</h3>",
+    parts = [f'<h3 id="{_e(data.get("stage", ""))}-similar">Similar submissions: '
+             "flags for a person to look at, never a grade</h3>",
              f'<p class="muted">{_e(data.get("compared", 0))} submissions of {_e(data.get("stage", "?"))} compared '
              f'on the code students wrote (the starter notebook and <code>match/</code> removed). A score is the '
              f'share of the smaller answer that the other holds too, each passage weighed by how rare it is in the '
-             f'class; pairs scoring {_e(data.get("threshold"))} or more and sharing at least '
-             f'{_e(data.get("min_shared"))} tokenised characters are listed. '
+             f'class, and only passages of at least {_e(data.get("min_run"))} tokenised characters (about four '
+             f'lines) counting; pairs scoring {_e(data.get("threshold"))} or more are listed, highest first. '
              f'<mark class="rare">Strong</mark> marks passages that few others wrote, '
              f'<mark class="common">pale</mark> the ones many share.</p>']
     if not pairs:
@@ -353,7 +354,9 @@ def similarity_section(data: dict) -> str:
         questions = ", ".join(f"<code>{_e(q)}</code>" for q in pair.get("questions") or []) or "none named"
         sides = "".join(f"<div><h4><code>{_e(name)}</code></h4><pre>{_marked(str(code.get(name, '')), spans)}</pre></div>"
                         for name, spans in ((a, pair.get("spans_a")), (b, pair.get("spans_b"))))
-        parts.append(f'<details class="pair"><summary>#{rank} <span class="score">{_e(pair.get("score"))}</span> '
+        # The top pair opens by itself: the one most worth a look.
+        parts.append(f'<details class="pair"{" open" if rank == 1 else ""}><summary>#{rank} '
+                     f'<span class="score">{_e(pair.get("score"))}</span> '
                      f"<code>{_e(a)}</code> &harr; <code>{_e(b)}</code> &middot; questions: {questions}</summary>"
                      f'<div class="side">{sides}</div></details>')
     if skipped:

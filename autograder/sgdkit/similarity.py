@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 K = 25
 # A shared passage counts only if it runs unbroken this long (tokenised characters; about four lines).
 MIN_RUN = 100
-# Calibrated on eight generated classes of 600 (examples/similar_class.py, seeds 0-7): disguised
-# copies with one function rewritten scored 0.726 and more, honest pairs at most 0.586.
+# Calibrated on eight generated classes of 600 (examples/similar_class.py, seeds 0-7, 8 copies each):
+# the 64 copies, each with one function rewritten, scored 0.736 and more; honest pairs at most 0.597.
 THRESHOLD = 0.65
 # Counted passages held by at most this share of the class (never fewer than 2) are marked strongly
 # in the report, and the questions they sit in are the pair's questions.
@@ -327,12 +327,23 @@ def ranked(answers: list[Answer], floor: float) -> tuple[list[tuple[float, int, 
     return sorted(found, key=lambda t: (-t[0], answers[t[1]].file, answers[t[2]].file)), cls
 
 
+def _whole_words(code: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) widened to whole words: a passage of tokenised characters may start inside a keyword."""
+    while start > 0 and (code[start - 1].isalnum() or code[start - 1] == "_"):
+        start -= 1
+    while end < len(code) and (code[end].isalnum() or code[end] == "_") and end > start and \
+            (code[end - 1].isalnum() or code[end - 1] == "_"):
+        end += 1
+    return start, end
+
+
 def _spans(answer: Answer, strong: set[int], shared: set[int]) -> tuple[list[list[Any]], list[str]]:
     """([start, end, "rare" | "common"] runs of shared code in the answer; the questions holding rare runs)."""
     kind = np.zeros(len(answer.code) + 1, dtype=np.int8)  # 0 not shared, 1 common, 2 rare
     for value, hashes in ((1, shared), (2, strong)):
         starts, ends, _ = _runs(answer, hashes)
         for start, end in zip(in_code(answer.offsets, starts), in_code(answer.offsets, ends)):
+            start, end = _whole_words(answer.code, int(start), int(end))
             kind[start:end] = np.maximum(kind[start:end], value)
     cuts = [0, *(np.flatnonzero(np.diff(kind)) + 1).tolist(), len(kind)]
     runs = [(a, b, "rare" if kind[a] == 2 else "common") for a, b in zip(cuts, cuts[1:]) if kind[a]]
