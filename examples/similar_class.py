@@ -8,7 +8,7 @@ Two honest students therefore share common passages, never a whole notebook.
 
 A planted copy takes another student's notebook and disguises it: every local
 name renamed, the two functions of the prepare cell swapped, the comments
-replaced, blank lines moved, and one function rewritten from scratch.
+replaced, and one function rewritten from scratch.
 
     python examples/similar_class.py --out DIR [--students 600] [--pairs 6] [--seed 0]
 
@@ -269,9 +269,9 @@ def disguise(source: Student, rng: random.Random) -> tuple[Student, str]:
     copy = Student.__new__(Student)
     copy.rng = rng
     copy.choices = {f: dict(c) for f, c in source.choices.items()}
-    copy.verbatim = dict(source.verbatim)
     copy.names = {key: _pick(rng, [o for o in options if o != source.names[key]] or options)
                   for key, options in NAMES.items()}
+    copy.verbatim = {f: _renamed(text, copy.names) for f, text in source.verbatim.items()}
     copy.comment_rate = rng.choice([0.2, 0.4])
     changed = _pick(rng, FUNCTIONS)
     copy.verbatim.pop(changed, None)
@@ -279,7 +279,7 @@ def disguise(source: Student, rng: random.Random) -> tuple[Student, str]:
     return copy, changed
 
 
-def _renamed_in_verbatim(text: str, names: dict[str, str]) -> str:
+def _renamed(text: str, names: dict[str, str]) -> str:
     """A corpus body with a few of its local names respelled (a copier renames those too)."""
     for old, key in (("indices", "idx"), ("order", "idx"), ("parts", "parts"), ("train_losses", "tl"),
                      ("valid_losses", "vl"), ("loss", "loss"), ("result", "res")):
@@ -289,11 +289,7 @@ def _renamed_in_verbatim(text: str, names: dict[str, str]) -> str:
 
 def notebook(student: Student, template, swap: bool = False) -> str:
     """The student's filled-in notebook as text; `swap` puts standardize before split_dataset."""
-    answers = student.answers()
-    if getattr(student, "rename_verbatim", False):
-        answers = {f: _renamed_in_verbatim(text, student.names) if f in student.verbatim else text
-                   for f, text in answers.items()}
-    nb = fill(template, answers)
+    nb = fill(template, student.answers())
     imports = "import itertools\nimport statistics\n"
     for cell in nb.cells:
         if cell.cell_type == "code" and cell.source.startswith("import math"):
@@ -319,7 +315,6 @@ def generate(students: int = 600, pairs: int = 6, seed: int = 0) -> tuple[dict[s
     sources = rng.sample(range(len(honest)), pairs)
     for j, source in enumerate(sources):
         copy, changed = disguise(honest[source], random.Random(rng.getrandbits(64)))
-        copy.rename_verbatim = True
         name = f"student{len(honest) + j:04d}.ipynb"
         files[name] = notebook(copy, template, swap=True)
         planted.append((name, f"student{source:04d}.ipynb", changed))

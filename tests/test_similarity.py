@@ -6,11 +6,8 @@ disguised copies (renamed, reordered, recommented, one function rewritten).
 import importlib.util
 import json
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -21,7 +18,7 @@ from sgdkit.outputs import read_csv
 from sgdkit.report import write_report
 from sgdkit.similarity import COLUMNS, THRESHOLD, ranked, read_answers, similarity
 
-from test_report import CHROMIUM, CHROMIUM_FLAGS, write_graded
+from test_report import CHROMIUM, chromium_dom, write_graded
 
 spec = importlib.util.spec_from_file_location("similar_class", ROOT / "examples" / "similar_class.py")
 similar_class = importlib.util.module_from_spec(spec)
@@ -231,11 +228,7 @@ def test_report_section_in_chromium(report_html, tmp_path):
              " const ra = a.getBoundingClientRect(), rb = b.getBoundingClientRect();"
              " document.body.dataset.side = String(ra.right <= rb.left && ra.width > 200 && Math.abs(ra.top - rb.top) < 2);"
              " document.body.dataset.marks = d.querySelectorAll('mark').length; });</script>")
-    page = tmp_path / "probe.html"
-    page.write_text(report_html.replace("</body>", probe + "</body>"), encoding="utf-8")
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,900",
-                              "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = chromium_dom(report_html, probe, tmp_path, "--window-size=1280,900")
     assert 'data-side="true"' in dom, dom[-800:]
     assert "data-pwned" not in dom
     marks = int(dom.split('data-marks="')[1].split('"')[0])
