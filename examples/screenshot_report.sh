@@ -2,7 +2,10 @@
 # Render a report in headless Chromium (Debian: apt-get install chromium) and save a PNG.
 #   examples/screenshot_report.sh [REPORT_HTML] [OUT_PNG] [SECTION_ID]
 # Defaults: demo-out/report.html (run `make demo` first) -> docs/report.png.
-# With SECTION_ID (e.g. 02-descent-similar), the picture starts at that section of the report.
+# With SECTION_ID (e.g. 02-descent-similar), the picture starts at that section of the report;
+# HEIGHT sets the window's height (default 2400). docs/similarity.png is a generated class of 14
+# (examples/similar_class.py --students 14 --pairs 2 --seed 3) graded, compared into the same folder,
+# reported, then: HEIGHT=1250 examples/screenshot_report.sh report.html docs/similarity.png 02-descent-similar
 set -eu
 report=$(realpath "${1:-demo-out/report.html}")
 out=$(realpath -m "${2:-docs/report.png}")

@@ -187,7 +187,7 @@ def read_answers(paths: Iterable[Path | str], stage: str, assignments: Path = AS
         if not hashes:
             own = sum(b - a for a, b in pieces)
             skipped.append((sub.file, "blank: nothing but the starter code" if not own else
-                            f"too short to compare: its own code is under {K} tokenised characters"))
+                            f"too short to compare: no passage of its own reaches {K} tokenised characters"))
             continue
         answers.append(Answer(sub.file, code, cells, offsets, positions, hashes))
     for file, why in skipped:
