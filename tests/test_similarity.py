@@ -74,6 +74,25 @@ def test_every_planted_pair_above_every_honest_pair(generated):
     assert max(honest_scores + [0]) < THRESHOLD <= min(planted_scores)
 
 
+def test_what_the_whole_class_wrote_weighs_nothing(tmp_path):
+    """If all 40 students wrote SGD and minibatch SGD as the lecture does, is no honest pair flagged, and a copy still is?
+
+    Those loops are long enough to count: only their rarity (held by everyone) keeps them from flagging.
+    """
+    template = nbformat.read(similar_class.STUDENT, as_version=4)
+    lecture = {f: text for f, (_, text) in solution_regions(SOLUTIONS / "02-descent" / "descent.ipynb").items()
+               if f in similar_class.FUNCTIONS[3:]}
+    students = [similar_class.Student(random.Random(100 + i)) for i in range(40)]
+    for student in students:
+        student.verbatim.update(lecture)
+    copy, _ = similar_class.disguise(students[0], random.Random(7))
+    copy.verbatim.update(lecture)
+    files = {f"s{i:02d}.ipynb": similar_class.notebook(s, template) for i, s in enumerate(students)}
+    files["copy.ipynb"] = similar_class.notebook(copy, template, swap=True)
+    data = similarity([write_class(tmp_path / "in", files)], "02-descent", tmp_path / "out")
+    assert [(p["file_a"], p["file_b"]) for p in data["pairs"]] == [("copy.ipynb", "s00.ipynb")], data["pairs"][:3]
+
+
 def test_renaming_reordering_recommenting_change_nothing(tmp_path):
     """Does a copy disguised in every way but a rewritten function score (nearly) 1 against its source?"""
     template = nbformat.read(similar_class.STUDENT, as_version=4)

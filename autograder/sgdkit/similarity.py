@@ -189,7 +189,7 @@ def flag(answers: list[Answer], threshold: float = THRESHOLD) -> list[Pair]:
         shared = set(first.hashes & second.hashes)
         (spans_a, q_a), (spans_b, q_b) = _spans(first, strong, shared), _spans(second, strong, shared)
         length = min(_counted_length(x, counted) for x in (first, second))
-        pairs.append(Pair(first.file, second.file, round(value, 3), length, list(dict.fromkeys(q_a + q_b)),
+        pairs.append(Pair(first.file, second.file, round(float(value), 3), length, list(dict.fromkeys(q_a + q_b)),
                           (spans_a, spans_b)))
     return pairs
 
