@@ -195,6 +195,15 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def chromium_dom(html, probe, tmp_path, *flags):
+    """The DOM headless Chromium ends with, on `html` with the `probe` script added (it writes to body's dataset)."""
+    page = tmp_path / "probe.html"
+    page.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, *flags, f"--user-data-dir={profile}", "--dump-dom",
+                               page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_plots_visible_in_chromium(tmp_path):
     """Does headless Chromium load every image of the report (none broken or empty)?"""
@@ -204,9 +213,5 @@ def test_plots_visible_in_chromium(tmp_path):
     probe = ("<script>addEventListener('load', () => { document.body.dataset.images = document.images.length;"
              " document.body.dataset.broken = [...document.images].filter("
              "i => !i.complete || i.naturalWidth < 100).length; });</script>")
-    page = tmp_path / "probe.html"
-    page.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                              page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = chromium_dom(html, probe, tmp_path)
     assert 'data-images="2"' in dom and 'data-broken="0"' in dom, dom[-500:]

@@ -8,6 +8,7 @@ VERBS = {
     "build": "regenerate assignments/ and the autograder zips from solutions/",
     "grade": "grade a folder of submitted notebooks into grades.csv",
     "report": "write report.html from a graded folder",
+    "similarity": "flag pairs of a stage's submissions whose own code is alike, for a person to look at",
     "export": "merge the stages' grades into one gradebook CSV",
     "demo": "build, grade the bundled sample class, and write the report",
     "gradescope": "grade the submission of a Gradescope run (the autograder zip's run_autograder calls it)",

@@ -4,50 +4,30 @@ A graded folder is what `sgdkit grade --out DIR` writes: DIR/grades.csv (one
 row per submission) and DIR/results/*.json (every test of every question).
 The report shows, per stage, where the class struggled: the spread of totals,
 each question's pass rate, the tests failed most often with their hints, tests
-nobody or everybody passed, and the submissions that could not be graded fully.
+nobody or everybody passed, the submissions that could not be graded fully, and,
+when `sgdkit similarity --out DIR` wrote DIR/similarity.json, the pairs of
+submissions flagged as alike, each opening into both answers side by side.
 """
 import argparse
-import base64
 import html
-import io
 import logging
 import statistics
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING
 
-from . import ZIPS
+from . import ZIPS, similarity
 from .outputs import write_atomic
-from .results import NOT_RUN, Graded, csv_float, load_graded, outcome
+from .plots import plot_pass_rates, plot_totals
+from .results import NOT_RUN, Graded, csv_float, load_graded
 from .stage import read_summary
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
 # How many of the most-failed tests a stage lists.
 TOP_FAILED = 10
 
-COLORS = {"full": "#2e7d32", "partial": "#f9a825", "zero": "#c62828", "bar": "#3f6fb5"}
-
-
 # ---------------------------------------------------------------- statistics
-
-
-def question_outcomes(graded: Graded) -> dict[str, Counter[str]]:
-    """{question: Counter(full=, partial=, zero=)} over every submission."""
-    outcomes: dict[str, Counter[str]] = {}
-    for question in graded.questions:
-        worth = graded.possible(question)
-        counts = Counter(full=0, partial=0, zero=0)
-        for row in graded.rows:
-            counts[outcome(csv_float(row[question]) or 0.0, worth)] += 1
-        outcomes[question] = counts
-    return outcomes
 
 
 @dataclass
@@ -118,74 +98,6 @@ def manual_questions(stage: str, zips: Path | str | None = None) -> list[str]:
     return [q["name"] for q in summary.get("questions", []) if q.get("manual")]
 
 
-# ---------------------------------------------------------------- plots
-
-
-def _data_uri(fig: "Figure") -> str:
-    """The figure as an inline PNG; no Software tag, so the bytes stay the same run to run."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _pyplot() -> ModuleType:
-    """pyplot on the Agg backend: the report is drawn with no screen."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_totals(graded: Graded) -> str:
-    """Histogram of total points, one bar per point when the stage is small."""
-    plt = _pyplot()
-    totals = [csv_float(row["total"]) or 0.0 for row in graded.rows]
-    top = graded.total_possible() or max(totals + [1.0])
-    width = max(1.0, top / 20)
-    edges = [i * width - width / 2 for i in range(int(top / width) + 2)]
-    fig, ax = plt.subplots(figsize=(5.6, 3.2))
-    ax.hist(totals, bins=edges, color=COLORS["bar"], edgecolor="white")
-    if totals:
-        mean = statistics.fmean(totals)
-        ax.axvline(mean, color="#333333", linestyle="--", linewidth=1)
-        ax.annotate(f"mean {mean:.1f}", (mean, 1), xycoords=("data", "axes fraction"),
-                    xytext=(4, -12), textcoords="offset points", fontsize=8)
-    ax.set_xlabel(f"total points (out of {top:g})")
-    ax.set_ylabel("submissions")
-    ax.set_title(f"{graded.stage}: distribution of totals", fontsize=10)
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _data_uri(fig)
-
-
-def plot_pass_rates(graded: Graded) -> str:
-    """Horizontal stacked bars: share of submissions with full, partial and zero points per question."""
-    plt = _pyplot()
-    outcomes = question_outcomes(graded)
-    questions = list(reversed(graded.questions))  # first question on top
-    n = max(len(graded.rows), 1)
-    fig, ax = plt.subplots(figsize=(5.6, 0.5 * len(questions) + 1.2))
-    left = [0.0] * len(questions)
-    for kind in ("full", "partial", "zero"):
-        share = [100 * outcomes[q][kind] / n for q in questions]
-        ax.barh(questions, share, left=left, color=COLORS[kind], label=kind, height=0.6)
-        for y, (x0, w) in enumerate(zip(left, share)):
-            if w >= 8:
-                ax.text(x0 + w / 2, y, f"{w:.0f}%", ha="center", va="center", color="white", fontsize=8)
-        left = [a + b for a, b in zip(left, share)]
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("% of submissions")
-    ax.set_title(f"{graded.stage}: pass rate per question", fontsize=10, pad=22)
-    ax.legend(ncol=3, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _data_uri(fig)
-
-
 # ---------------------------------------------------------------- HTML
 
 CSS = """
@@ -214,6 +126,15 @@ ul.flags li { background: #fff8e1; border-left: 4px solid #f9a825; padding: 6px 
 .none { background: #fff; border: 1px dashed #cfd5dc; padding: 6px 10px; color: #555; }
 details { margin-top: 14px; }
 summary { cursor: pointer; font-weight: 600; }
+details.pair { margin-top: 6px; background: #fff; border: 1px solid #dde1e6; border-radius: 6px; padding: 6px 10px; }
+details.pair summary { font-weight: 400; }
+.score { display: inline-block; min-width: 3.2em; font-weight: 600; font-variant-numeric: tabular-nums; }
+.side { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 10px; margin-top: 8px; }
+.side h4 { margin: 0 0 4px; font-size: 13px; }
+.side pre { margin: 0; background: #fbfbfc; border: 1px solid #dde1e6; padding: 8px; overflow: auto;
+            max-height: 640px; font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
+mark.rare { background: #ffb74d; }
+mark.common { background: #fff3c4; }
 """
 
 
@@ -295,6 +216,10 @@ def stage_section(graded: Graded) -> str:
     else:
         parts.append('<p class="none">Every submission was graded fully.</p>')
 
+    data = similarity.load(graded.folder)
+    if data is not None:
+        parts.append(similarity_section(data))
+
     columns = ["file"] + graded.questions + ["total", "status"]
     rows = [[_e(r["file"])] + [_e(r[q]) for q in graded.questions] + [_e(r["total"]),
             f'<span class="tag {"ok" if graded.status(r)[0] == "ok" else "bad"}">{_e(r["status"])}</span>']
@@ -302,6 +227,52 @@ def stage_section(graded: Graded) -> str:
     numeric = tuple(range(1, len(graded.questions) + 2))
     parts.append(f"<details><summary>All {n} submissions</summary>"
                  f"{_table([_e(c) for c in columns], rows, numeric)}</details>")
+    return "\n".join(parts)
+
+
+def _marked(code: str, spans: object) -> str:
+    """The code, escaped, with each [start, end, "rare" | "common"] span in a <mark> of that class."""
+    out, at = [], 0
+    for span in spans if isinstance(spans, list) else []:
+        if not (isinstance(span, list) and len(span) == 3 and all(isinstance(v, int) for v in span[:2])):
+            continue
+        start, end = max(span[0], at), min(span[1], len(code))
+        if start >= end:
+            continue
+        kind = "rare" if span[2] == "rare" else "common"
+        out += [_e(code[at:start]), f'<mark class="{kind}">{_e(code[start:end])}</mark>']
+        at = end
+    return "".join(out + [_e(code[at:])])
+
+
+def similarity_section(data: dict) -> str:
+    """The pairs `sgdkit similarity` flagged, ranked; each opens into both answers side by side, shared code marked."""
+    pairs, skipped, code = data.get("pairs") or [], data.get("skipped") or [], data.get("code") or {}
+    parts = [f'<h3 id="{_e(data.get("stage", ""))}-similar">Similar submissions: '
+             "flags for a person to look at, never a grade</h3>",
+             f'<p class="muted">{_e(data.get("compared", 0))} submissions of {_e(data.get("stage", "?"))} compared '
+             f'on the code students wrote (the starter notebook and <code>match/</code> removed). A score is the '
+             f'share of the smaller answer that the other holds too, each passage weighed by how rare it is in the '
+             f'class, and only passages of at least {_e(data.get("min_run"))} tokenised characters (about four '
+             f'lines) counting; pairs scoring {_e(data.get("threshold"))} or more are listed, highest first. '
+             f'<mark class="rare">Strong</mark> marks passages that few others wrote, '
+             f'<mark class="common">pale</mark> the ones many share.</p>']
+    if not pairs:
+        parts.append('<p class="none">No pair of submissions is alike enough to flag.</p>')
+    for rank, pair in enumerate(pairs, start=1):
+        a, b = str(pair.get("file_a", "")), str(pair.get("file_b", ""))
+        questions = ", ".join(f"<code>{_e(q)}</code>" for q in pair.get("questions") or []) or "none named"
+        sides = "".join(f"<div><h4><code>{_e(name)}</code></h4><pre>{_marked(str(code.get(name, '')), spans)}</pre></div>"
+                        for name, spans in ((a, pair.get("spans_a")), (b, pair.get("spans_b"))))
+        # The top pair opens by itself: the one most worth a look.
+        parts.append(f'<details class="pair"{" open" if rank == 1 else ""}><summary>#{rank} '
+                     f'<span class="score">{_e(pair.get("score"))}</span> '
+                     f"<code>{_e(a)}</code> &harr; <code>{_e(b)}</code> &middot; questions: {questions}</summary>"
+                     f'<div class="side">{sides}</div></details>')
+    if skipped:
+        parts.append(f"<details><summary>Not compared ({len(skipped)})</summary>"
+                     + _table(["file", "why"], [(_e(s.get("file", "")), _e(s.get("why", ""))) for s in skipped])
+                     + "</details>")
     return "\n".join(parts)
 
 
