@@ -39,14 +39,12 @@ QUESTIONS = {
     "losses": {
         "mse_value": "mse(yhat, y) must return a 1x1 Matrix holding the mean of (yhat - y)**2 "
         "and leave yhat and y unchanged",
-        "mse_gradient": "mse(yhat, y) must be built from Matrix operations, so that backward() "
-        "gives yhat the gradient 2 * (yhat - y) / N even when yhat is computed from other matrices "
-        "(and hold the right value)",
+        "mse_gradient": "mse(yhat, y) must hold the right value and be built from Matrix operations, "
+        "so that backward() gives yhat the gradient 2 * (yhat - y) / N, also when yhat is computed from other matrices",
         "mae_value": "mae(yhat, y) must return a 1x1 Matrix holding the mean of |yhat - y| "
         "and leave yhat and y unchanged",
-        "mae_gradient": "mae(yhat, y) must be built from Matrix operations, so that backward() "
-        "gives yhat the gradient sign(yhat - y) / N even when yhat is computed from other matrices "
-        "(and hold the right value)",
+        "mae_gradient": "mae(yhat, y) must hold the right value and be built from Matrix operations, "
+        "so that backward() gives yhat the gradient sign(yhat - y) / N, also when yhat is computed from other matrices",
     },
 }
 
