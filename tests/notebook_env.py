@@ -37,22 +37,6 @@ def fill_regions(source, answers):
     return "".join(out)
 
 
-def edit(source, edits):
-    """`source` with each (old, new) pair of every function in {function: pairs} that it defines replaced.
-
-    An answer may change the code the student version gives around its region
-    too (the forward pass of Matrix.mean, say); each `old` must occur exactly once.
-    """
-    for function, pairs in edits.items():
-        if not re.search(rf"^def {function}\(", source, re.M):
-            continue
-        for old, new in pairs:
-            if source.count(old) != 1:
-                raise ValueError(f"{old!r} occurs {source.count(old)} times in the cell of {function}, not once")
-            source = source.replace(old, new)
-    return source
-
-
 def run_answers(imports, cells, answers=None, env=None):
     """`env` after running `imports`, then each answer cell of {function: source} once with `answers` typed in."""
     env = {"__name__": "__main__"} if env is None else env

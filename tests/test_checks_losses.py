@@ -13,7 +13,8 @@ import checks
 from checks import losses
 from corpus import losses as corpus
 from mutation import inprocess
-from notebook_env import code_cells, region_texts
+from notebook_env import answer_cells, code_cells, region_texts
+from sgdkit.answers import edit
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "01-losses" / "losses.ipynb"
@@ -110,6 +111,16 @@ def test_alternative_passes_everything(entry):
     """Does each valid alternative answer get full marks?"""
     with answered(entry) as env:
         assert failing(env) == {q: [] for q in losses.QUESTIONS}
+
+
+def test_edits_change_the_cells_they_name():
+    """Does every corpus entry's edit change its function's answer cell (an edit that matched nothing tests nothing)?"""
+    cells = answer_cells(NOTEBOOK)
+    edited = [e for e in corpus.MUTANTS + corpus.ALTERNATIVES if e["edits"]]
+    assert edited
+    for entry in edited:
+        source = cells[entry["function"]]
+        assert edit(source, entry["edits"]) != source, entry["name"]
 
 
 def test_corpus_size():

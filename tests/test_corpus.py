@@ -10,7 +10,6 @@ import nbformat
 import pytest
 
 from corpus import descent, losses, tradeoffs
-from notebook_env import edit
 from sgdkit import ASSIGNMENTS, SOLUTIONS
 from sgdkit.answers import fill, solution_regions
 from sgdkit.grade import grade
@@ -25,7 +24,7 @@ ONCE_MISSED = {"abs_returns_a_copy", "standardize_returns_its_inputs", "mb_hard_
 def cases(corpus, fast):
     """[(name, {function: answer}, edits, {question: expected outcome})]: solution, blank, bugs, alternatives.
 
-    edits {function: [(old, new)]} change the code around a region (notebook_env.edit).
+    edits {function: [(old, new)]} change the code around a region (sgdkit.answers.edit).
     """
     full = {q: "full" for q in corpus.QUESTIONS}
     found = [("solution", {}, {}, full), ("blank", corpus.BLANK["solutions"], {}, corpus.BLANK["expected"])]
@@ -50,10 +49,7 @@ def graded(stage, fast, tmp_path):
     inbox.mkdir()
     found = cases(CORPORA[stage], fast)
     for name, answers, edits, _ in found:
-        nb = fill(student, {**solution, **answers})
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                cell.source = edit(cell.source, edits)
+        nb = fill(student, {**solution, **answers}, edits=edits)
         (inbox / f"{name}.ipynb").write_text(nbformat.writes(nb))
     results = {r["file"]: r for r in grade([inbox], stage, tmp_path / "out", workers=2)}
     return [(name, expected, results[f"{name}.ipynb"]) for name, _, _, expected in found]

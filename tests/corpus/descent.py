@@ -605,12 +605,7 @@ return train, valid
 X, y = train[list(range(len(train)))]
 train_losses, valid_losses = [], []
 for _ in range(num_epochs):
-    loss = loss_fn(Matrix(model(X).data), y)
-    model.zero_grad()
-    loss.backward()
-    for p in model.parameters():
-        p.data = p.data - learning_rate * p.grad
-    train_losses.append(loss.item())
+""" + _indent(_UPDATE.replace("loss_fn(model(X), y)", "loss_fn(Matrix(model(X).data), y)"), 1) + """
     valid_losses.append(evaluate(model, loss_fn, valid))
 return train_losses, valid_losses
 """, ALL_PARTS["batch_gd"]),
@@ -621,11 +616,7 @@ for _ in range(num_epochs):
     rng.shuffle(order)
     for i in order:
         X, y = train[[i]]
-        loss = loss_fn(model(X), y)
-        model.zero_grad()
-        for p in model.parameters():
-            p.data = p.data - learning_rate * p.grad
-        train_losses.append(loss.item())
+""" + _indent(_UPDATE.replace("loss.backward()\n", ""), 2) + """
     valid_losses.append(evaluate(model, loss_fn, valid))
 return train_losses, valid_losses
 """, ALL_PARTS["sgd"]),
@@ -636,12 +627,7 @@ for _ in range(num_epochs):
     rng.shuffle(order)
     for start in range(0, len(order), batch_size):
         X, y = train[order[start:start + batch_size]]
-        loss = loss_fn(model(X), y)
-        loss.backward()
-        model.zero_grad()
-        for p in model.parameters():
-            p.data = p.data - learning_rate * p.grad
-        train_losses.append(loss.item())
+""" + _indent(_UPDATE.replace("model.zero_grad()\nloss.backward()", "loss.backward()\nmodel.zero_grad()"), 2) + """
     valid_losses.append(evaluate(model, loss_fn, valid))
 return train_losses, valid_losses
 """, ALL_PARTS["minibatch_sgd"]),

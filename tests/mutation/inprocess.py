@@ -10,9 +10,9 @@ from functools import cache
 
 import match
 import checks
-from notebook_env import answer_cells, code_cells, edit, run_answers
+from notebook_env import answer_cells, code_cells, run_answers
 from sgdkit import SOLUTIONS
-from sgdkit.answers import solution_regions
+from sgdkit.answers import edit, solution_regions
 
 
 @cache
@@ -30,7 +30,7 @@ def graded_regions(stage):
 def student_env(stage, answers=None, edits=None):
     """The notebook's globals after its imports cell and every graded answer cell, `answers` typed in.
 
-    `edits` {function: [(old, new)]} changes the code around a region (notebook_env.edit).
+    `edits` {function: [(old, new)]} changes the code around a region (sgdkit.answers.edit).
 
     A cell that raises leaves what it defines undefined and the next cells
     still run, as in a notebook run to its end.
