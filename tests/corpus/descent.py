@@ -620,7 +620,7 @@ for _ in range(num_epochs):
     valid_losses.append(evaluate(model, loss_fn, valid))
 return train_losses, valid_losses
 """, ALL_PARTS["sgd"]),
-    _entry("mb_zero_grad_before_the_step", "minibatch_sgd", """
+    _entry("mb_zero_grad_between_backward_and_step", "minibatch_sgd", """
 order = list(range(len(train)))
 train_losses, valid_losses = [], []
 for _ in range(num_epochs):
