@@ -116,9 +116,9 @@ def sample_class(stage, student_path, corpus, other_notebook):
         subs.append((name, text, expected))
 
     def answered(entries=(), blank=None, written=None):
-        """The student notebook with the solution everywhere, but the entries' regions and `blank`."""
+        """The student notebook with the solution everywhere, but the entries' regions (and edits) and `blank`."""
         return fill(student, {**solution, **(blank or {}), **{e["function"]: e["solution"] for e in entries}},
-                    written)
+                    written, {f: pairs for e in entries for f, pairs in e.get("edits", {}).items()})
 
     full = answered(written=WRITTEN_ANSWER)
     add(f"{short.capitalize()}-FINAL-v3.ipynb", "full marks", "the solution", full)

@@ -13,7 +13,8 @@ import checks
 from checks import losses
 from corpus import losses as corpus
 from mutation import inprocess
-from notebook_env import code_cells, region_texts
+from notebook_env import answer_cells, code_cells, region_texts
+from sgdkit.answers import edit
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "01-losses" / "losses.ipynb"
@@ -22,9 +23,14 @@ SEEDS = range(20)
 CODE = code_cells(NOTEBOOK)
 
 
-def student(solutions=None):
+def student(solutions=None, edits=None):
     """The notebook's globals after running it with `solutions` in some regions; the `match` classes put back after."""
-    return inprocess.student("01-losses", solutions)
+    return inprocess.student("01-losses", solutions, edits)
+
+
+def answered(entry):
+    """student() with a corpus entry typed in."""
+    return student({entry["function"]: entry["solution"]}, entry["edits"])
 
 
 def verdicts(env, question, seed=0):
@@ -94,7 +100,7 @@ def test_blank_fails_every_hidden_part():
 @pytest.mark.parametrize("entry", corpus.MUTANTS, ids=lambda e: e["name"])
 def test_mutant_fails_only_its_own_parts(entry):
     """Does each planted bug fail exactly its recorded parts, and nothing in other questions?"""
-    with student({entry["function"]: entry["solution"]}) as env:
+    with answered(entry) as env:
         result = failing(env)
     assert result == expected_failing(entry)
     assert {q: outcome(q, result[q]) for q in result} == entry["expected"]
@@ -103,8 +109,18 @@ def test_mutant_fails_only_its_own_parts(entry):
 @pytest.mark.parametrize("entry", corpus.ALTERNATIVES, ids=lambda e: e["name"])
 def test_alternative_passes_everything(entry):
     """Does each valid alternative answer get full marks?"""
-    with student({entry["function"]: entry["solution"]}) as env:
+    with answered(entry) as env:
         assert failing(env) == {q: [] for q in losses.QUESTIONS}
+
+
+def test_edits_change_the_cells_they_name():
+    """Does every corpus entry's edit change its function's answer cell (an edit that matched nothing tests nothing)?"""
+    cells = answer_cells(NOTEBOOK)
+    edited = [e for e in corpus.MUTANTS + corpus.ALTERNATIVES if e["edits"]]
+    assert edited
+    for entry in edited:
+        source = cells[entry["function"]]
+        assert edit(source, entry["edits"]) != source, entry["name"]
 
 
 def test_corpus_size():
@@ -124,7 +140,7 @@ def test_verdicts_do_not_depend_on_the_seed():
     # Other questions are graded with stand-ins, so an entry's own question is where seeds could matter.
     for entry in corpus.MUTANTS + corpus.ALTERNATIVES:
         question = entry["question"]
-        with student({entry["function"]: entry["solution"]}) as env:
+        with answered(entry) as env:
             for seed in SEEDS:
                 failed = sorted(part for part, failure in verdicts(env, question, seed).items() if failure)
                 assert failed == entry["failing"], (entry["name"], seed)

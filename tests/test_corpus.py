@@ -16,14 +16,18 @@ from sgdkit.grade import grade
 from sgdkit.results import outcome
 
 CORPORA = {"01-losses": losses, "02-descent": descent, "03-tradeoffs": tradeoffs}
-# Answers the hidden tests once gave points they did not earn (issue 10), graded in the fast subset too.
-ONCE_MISSED = {"abs_returns_a_copy", "standardize_returns_its_inputs", "mb_hard_codes_mse", "constant_one"}
+# Answers the hidden tests once gave points they did not earn (issues 10 and 18), graded in the fast subset too.
+ONCE_MISSED = {"abs_returns_a_copy", "standardize_returns_its_inputs", "mb_hard_codes_mse", "constant_one",
+               "abs_copy_and_pass_through", "mean_drops_its_children"}
 
 
 def cases(corpus, fast):
-    """[(name, {function: answer}, {question: expected outcome})]: solution, blank, bugs, alternatives."""
+    """[(name, {function: answer}, edits, {question: expected outcome})]: solution, blank, bugs, alternatives.
+
+    edits {function: [(old, new)]} change the code around a region (sgdkit.answers.edit).
+    """
     full = {q: "full" for q in corpus.QUESTIONS}
-    found = [("solution", {}, full), ("blank", corpus.BLANK["solutions"], corpus.BLANK["expected"])]
+    found = [("solution", {}, {}, full), ("blank", corpus.BLANK["solutions"], {}, corpus.BLANK["expected"])]
     entries = corpus.MUTANTS + corpus.ALTERNATIVES
     if fast:
         firsts = {}
@@ -31,7 +35,7 @@ def cases(corpus, fast):
             firsts.setdefault(entry["question"], entry)
         missed = [e for e in corpus.MUTANTS if e["name"] in ONCE_MISSED]
         entries = list(firsts.values()) + missed + corpus.ALTERNATIVES[:1]
-    found += [(e["name"], {e["function"]: e["solution"]}, e["expected"]) for e in entries]
+    found += [(e["name"], {e["function"]: e["solution"]}, e.get("edits", {}), e["expected"]) for e in entries]
     return found
 
 
@@ -44,11 +48,11 @@ def graded(stage, fast, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     found = cases(CORPORA[stage], fast)
-    for name, answers, _ in found:
-        nb = fill(student, {**solution, **answers})
+    for name, answers, edits, _ in found:
+        nb = fill(student, {**solution, **answers}, edits=edits)
         (inbox / f"{name}.ipynb").write_text(nbformat.writes(nb))
     results = {r["file"]: r for r in grade([inbox], stage, tmp_path / "out", workers=2)}
-    return [(name, expected, results[f"{name}.ipynb"]) for name, _, expected in found]
+    return [(name, expected, results[f"{name}.ipynb"]) for name, _, _, expected in found]
 
 
 def check_outcomes(rows):

@@ -236,11 +236,11 @@ def blank(stage):
     return next((ASSIGNMENTS / stage).glob("*.ipynb"))
 
 
-def answered(stage, answers):
+def answered(stage, answers, edits=None):
     """The stage's student notebook with the solution typed in, and `answers` ({function: text}) over it."""
     student = blank(stage)
     solution = {f: text for f, (_, text) in solution_regions(SOLUTIONS / stage / student.name).items()}
-    return nbformat.writes(fill(nbformat.read(student, as_version=4), {**solution, **answers})).encode()
+    return nbformat.writes(fill(nbformat.read(student, as_version=4), {**solution, **answers}, edits=edits)).encode()
 
 
 def with_cell(stage, source):
@@ -394,7 +394,8 @@ def test_whole_class_corpus_and_attacks_through_gradescope(roots, built_kit, sta
     check_agreement(roots, built_kit, stage, samples(stage, fast=False), tmp_path)
     corpus, wrong = CORPORA[stage], []
     for entry in corpus.MUTANTS + corpus.ALTERNATIVES:
-        got = points(autograde(roots[stage], "mine.ipynb", answered(stage, {entry["function"]: entry["solution"]})))
+        nb = answered(stage, {entry["function"]: entry["solution"]}, entry.get("edits"))
+        got = points(autograde(roots[stage], "mine.ipynb", nb))
         if {q: outcome(*got[q]) for q in got} != {q: entry["expected"][q] for q in got}:
             wrong.append(f"{entry['name']}: {got}")
     chosen = [a for a in all_attacks() if a.stage == stage and not any(k in a.file for k in NOT_IN_THIS_MODE)]

@@ -8,7 +8,7 @@ it names.
 import json
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +50,32 @@ def solution_regions(master: Path | str) -> dict[str, tuple[str | None, str]]:
     return regions
 
 
+Edits = Mapping[str, Sequence[tuple[str, str]]]
+
+
+def edit(source: str, edits: Edits) -> str:
+    """`source` with the (old, new) pairs of every function in {function: pairs} that it defines replaced.
+
+    An answer may change the code the notebook gives around its region too
+    (the forward pass of Matrix.mean, say); each `old` must occur exactly once.
+    """
+    for function, pairs in edits.items():
+        if not re.search(rf"^def {function}\(", source, re.M):
+            continue
+        for old, new in pairs:
+            if source.count(old) != 1:
+                raise ValueError(f"{old!r} occurs {source.count(old)} times in the cell of {function}, not once")
+            source = source.replace(old, new)
+    return source
+
+
 def fill(student: Mapping[str, Any], answers: Mapping[str, str],
-         written: str | None = None) -> nbformat.NotebookNode:
+         written: str | None = None, edits: Edits | None = None) -> nbformat.NotebookNode:
     """A copy of the student notebook with each `...` region answered from {function: text}.
 
     Regions whose function has no answer keep their `...`; `written` replaces
-    the placeholder of a written (manually graded) answer.
+    the placeholder of a written (manually graded) answer; `edits` changes the
+    code around a region (`edit`).
     """
     nb = nbformat.from_dict(json.loads(json.dumps(student)))
     for cell in nb.cells:
@@ -63,7 +83,7 @@ def fill(student: Mapping[str, Any], answers: Mapping[str, str],
             cell.source = written or cell.source
         if cell.cell_type != "code":
             continue
-        lines = cell.source.splitlines()
+        lines = edit(cell.source, edits or {}).splitlines()
         out: list[str] = []
         for i, line in enumerate(lines):
             function = _function_at(lines, i) if line.strip() == "..." else None

@@ -22,27 +22,29 @@ QUESTIONS = {
     },
     "matrix_mean": {
         "gradient": "Matrix.mean's _gradient must add result.grad / (nrow * ncol) to every entry "
-        "of self.grad (checked with an upstream gradient that is not 1)",
+        "of self.grad (checked with an upstream gradient that is not 1, on a Matrix computed from "
+        "another, so the result must keep self as its child and hold the mean)",
         "accumulates": "Matrix.mean's _gradient must add into self.grad (+=), not replace it: "
-        "a Matrix whose mean is taken twice gets both shares",
+        "a Matrix whose mean is taken twice gets both shares (the result holding the mean, with self as its child)",
     },
     "matrix_abs": {
         "gradient": "Matrix.abs's _gradient must add sign(x) * result.grad to self.grad "
-        "(checked with an upstream gradient that is not 1)",
+        "(checked with an upstream gradient that is not 1, on a Matrix computed from another, "
+        "so the result must keep self as its child and hold |x|)",
         "accumulates": "Matrix.abs's _gradient must add into self.grad (+=), not replace it: "
-        "a Matrix used in two abs() nodes gets both shares",
+        "a Matrix used in two abs() nodes gets both shares (each holding |x|, with self as its child)",
         "at_zero": "Where x is exactly 0, Matrix.abs's gradient may be any value in [-1, 1] "
-        "times result.grad, and sign(x) * result.grad everywhere else",
+        "times result.grad, and sign(x) * result.grad everywhere else (the result holding |x|)",
     },
     "losses": {
         "mse_value": "mse(yhat, y) must return a 1x1 Matrix holding the mean of (yhat - y)**2 "
         "and leave yhat and y unchanged",
-        "mse_gradient": "mse(yhat, y) must be built from Matrix operations, so that backward() "
-        "gives yhat the gradient 2 * (yhat - y) / N",
+        "mse_gradient": "mse(yhat, y) must hold the right value and be built from Matrix operations, "
+        "so that backward() gives yhat the gradient 2 * (yhat - y) / N, also when yhat is computed from other matrices",
         "mae_value": "mae(yhat, y) must return a 1x1 Matrix holding the mean of |yhat - y| "
         "and leave yhat and y unchanged",
-        "mae_gradient": "mae(yhat, y) must be built from Matrix operations, so that backward() "
-        "gives yhat the gradient sign(yhat - y) / N",
+        "mae_gradient": "mae(yhat, y) must hold the right value and be built from Matrix operations, "
+        "so that backward() gives yhat the gradient sign(yhat - y) / N, also when yhat is computed from other matrices",
     },
 }
 
@@ -60,8 +62,8 @@ TOLERANCE = 1e-7  # CS231n: a relative error up to 1e-7 is a correct gradient
 
 # {question: {side-condition part: the value part it needs}} (common.judge_parts).
 # The `accumulates` parts are not gated: they compare the student's own
-# gradients, so a wrong gradient costs only `gradient`; a gradient that never
-# reaches x fails them on its own.
+# gradients, so a wrong gradient costs only `gradient`; they check the nodes'
+# values themselves, and a gradient that never reaches x fails them on their own.
 GATES = {"list2d_abs": {"new_list2d": "value"}}
 
 
@@ -247,22 +249,24 @@ def _matrix_mean_gradient(inputs, data):
         _require_close(got["grad"], want, f"the gradient of {what} times {upstream:.3g}")
 
 
-def _accumulates(got, shape, what):
-    """x's gradient through two nodes must be the sum of its gradients through each alone.
+def _accumulates(got, x, op, what):
+    """x's gradient through two op nodes must be the sum of its gradients through each alone.
 
-    Judged against the student's own single-use gradients, not the truth, so a
-    wrong gradient fails only its `gradient` part; but a gradient that never
-    reaches x (all zeros) earns nothing here either.
+    Judged against the answer's own single-use gradients, not the truth, so a
+    wrong gradient fails only its `gradient` part. But an op that does nothing
+    (a copy of x, the gradient passed through) agrees with itself too: the two
+    nodes must hold op(x), and some gradient must have reached x.
     """
-    grad, first, second = (_array(got[key], shape, f"the gradient of {what}") for key in ("grad", "first", "second"))
+    _require_close(got["forward"], [op(x), op(x)], f"the values of the two nodes of {what}")
+    grad, first, second = (_array(got[key], x.shape, f"the gradient of {what}") for key in ("grad", "first", "second"))
     if not (first.any() and second.any()):
         raise Failed(f"no gradient reached x through {what}")
     _require_close(grad, first + second, f"the gradient of {what} (x used twice) against the sum of each use alone")
 
 
 def _matrix_mean_accumulates(inputs, data):
-    shape = np.shape(inputs["accumulates"]["x"])
-    _accumulates(_ok(data["accumulates"], "x.mean() * c1 + x.mean() * c2"), shape, "x.mean() * c1 + x.mean() * c2")
+    what = "t.mean() * c1 + t.mean() * c2"
+    _accumulates(_ok(data["accumulates"], what), np.array(inputs["accumulates"]["x"]), lambda v: [[v.mean()]], what)
 
 
 def _matrix_abs_gradient(inputs, data):
@@ -276,14 +280,15 @@ def _matrix_abs_gradient(inputs, data):
 
 
 def _matrix_abs_accumulates(inputs, data):
-    what = "(x.abs() * G1).sum() + (abs(x) * G2).sum()"
-    _accumulates(_ok(data["accumulates"], what), np.shape(inputs["accumulates"]["x"]), what)
+    what = "(t.abs() * G1).sum() + (abs(t) * G2).sum()"
+    _accumulates(_ok(data["accumulates"], what), np.array(inputs["accumulates"]["x"]), np.abs, what)
 
 
 def _matrix_abs_at_zero(inputs, data):
     case = inputs["at_zero"]
     x, upstream = np.array(case["x"]), np.array(case["upstream"])
     got = _ok(data["at_zero"], "Matrix.abs() of a Matrix with zeros")
+    _require_close(got["forward"], np.abs(x), "the value of Matrix.abs() of a Matrix with zeros")
     grad = _array(got["grad"], x.shape, "the gradient of Matrix.abs()")
     zero = x == 0
     # Any subgradient s in [-1, 1] at 0 gives s * G there; the 1e-12 allows rounding in s * G.
@@ -296,15 +301,19 @@ def _matrix_abs_at_zero(inputs, data):
 def _loss_judges(name, loss):
     """The value and gradient judges of one loss, loss(d) being its numpy form of d = yhat - y."""
 
-    def value(inputs, data):
-        case, got = inputs[name], data[name]
-        call = f"{name}(yhat, y)"
+    def returned(case, got, call):
+        """Raise Failed unless the loss is a Matrix holding the right value."""
         if "error" in got:
             raise Failed(f"{call} raised {got['error']}")
         if got["is_matrix"] is not True:
             raise Failed(f"{call} did not return a Matrix")
         yhat, y = np.array(case["yhat"]), np.array(case["y"])
         _require_close(_ok(got["value"], call), [[loss(yhat - y)]], f"the value of {call}")
+
+    def value(inputs, data):
+        case, got = inputs[name], data[name]
+        call = f"{name}(yhat, y)"
+        returned(case, got, call)
         after = _ok(got["inputs_after"], call)
         _unchanged(after[0], case["yhat"], f"{call} (yhat)")
         _unchanged(after[1], case["y"], f"{call} (y)")
@@ -312,8 +321,7 @@ def _loss_judges(name, loss):
     def gradient(inputs, data):
         case, got = inputs[name], data[name]
         call = f"{name}(yhat, y)"
-        if "error" in got:
-            raise Failed(f"{call} raised {got['error']}")
+        returned(case, got, call)  # a wrong value (the loss plus a constant) can have the right gradient
         yhat, y, upstream = np.array(case["yhat"]), np.array(case["y"]), case["upstream"][0][0]
         want = numerical_gradient(lambda v: upstream * loss(v - y), yhat)
         _require_close(_ok(got["grad"], f"backward through {call}"), want, f"the gradient of {call} for yhat")

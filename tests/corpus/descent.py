@@ -596,6 +596,41 @@ return [], []
     _entry("mb_only_validates", "minibatch_sgd", """
 return [], [evaluate(model, loss_fn, valid) for _ in range(num_epochs)]
 """, ALL_PARTS["minibatch_sgd"]),
+    _entry("mb_returns_its_datasets", "minibatch_sgd", """
+return train, valid
+""", ALL_PARTS["minibatch_sgd"]),
+    # Loops that never let a gradient reach the model: every forward pass and
+    # loss is right, but the parameters never change.
+    _entry("bgd_detaches_the_prediction", "batch_gradient_descent", """
+X, y = train[list(range(len(train)))]
+train_losses, valid_losses = [], []
+for _ in range(num_epochs):
+""" + _indent(_UPDATE.replace("loss_fn(model(X), y)", "loss_fn(Matrix(model(X).data), y)"), 1) + """
+    valid_losses.append(evaluate(model, loss_fn, valid))
+return train_losses, valid_losses
+""", ALL_PARTS["batch_gd"]),
+    _entry("sgd_forgets_backward", "stochastic_gradient_descent", """
+order = list(range(len(train)))
+train_losses, valid_losses = [], []
+for _ in range(num_epochs):
+    rng.shuffle(order)
+    for i in order:
+        X, y = train[[i]]
+""" + _indent(_UPDATE.replace("loss.backward()\n", ""), 2) + """
+    valid_losses.append(evaluate(model, loss_fn, valid))
+return train_losses, valid_losses
+""", ALL_PARTS["sgd"]),
+    _entry("mb_zero_grad_between_backward_and_step", "minibatch_sgd", """
+order = list(range(len(train)))
+train_losses, valid_losses = [], []
+for _ in range(num_epochs):
+    rng.shuffle(order)
+    for start in range(0, len(order), batch_size):
+        X, y = train[order[start:start + batch_size]]
+""" + _indent(_UPDATE.replace("model.zero_grad()\nloss.backward()", "loss.backward()\nmodel.zero_grad()"), 2) + """
+    valid_losses.append(evaluate(model, loss_fn, valid))
+return train_losses, valid_losses
+""", ALL_PARTS["minibatch_sgd"]),
 ]
 MUTANTS += DO_NOTHING
 

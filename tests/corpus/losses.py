@@ -6,6 +6,9 @@ fills (for matrix_mean and matrix_abs that is the body of `_gradient`), and
 `solution` is what the student types in place of the `...`, written unindented
 (indent it to the region's level). Every other region keeps the solution.
 
+`edits` [(old, new)] changes lines of that function's cell outside the region
+too (its forward pass): a student may edit the code the notebook gives.
+
 `failing` lists the hidden parts of the entry's own question that must fail;
 `expected` gives the outcome per question: "full", "partial" or "zero".
 """
@@ -19,7 +22,7 @@ BLANK = {
 }
 
 
-def _entry(name, question, function, solution, failing=(), outcome="full"):
+def _entry(name, question, function, solution, failing=(), outcome="full", edits=()):
     expected = {q: "full" for q in QUESTIONS}
     expected[question] = outcome
     return {
@@ -27,10 +30,25 @@ def _entry(name, question, function, solution, failing=(), outcome="full"):
         "question": question,
         "function": function,
         "solution": solution.strip("\n") + "\n",
+        "edits": {function: list(edits)} if edits else {},
         "failing": sorted(failing),
         "expected": expected,
     }
 
+
+# The forward lines of matrix_mean and matrix_abs as the notebook gives them, a
+# forward that copies self instead, and the solutions of the two regions.
+_MEAN_FORWARD = "result = Matrix(List2D(1, 1, self.data.mean()), children=(self,))"
+_ABS_FORWARD = "result = Matrix(self.data.abs(), children=(self,))"
+_COPY = "result = Matrix(List2D(self.nrow, self.ncol, self.data.vals), children=(self,))"
+_MEAN_GRADIENT = """
+n = self.nrow * self.ncol
+self.grad += List2D(self.nrow, self.ncol, result.grad.vals[0][0] / n)
+"""
+_ABS_GRADIENT = """
+self.grad += (self.data > 0) * result.grad
+self.grad += -(self.data < 0) * result.grad
+"""
 
 MUTANTS = [
     # list2d_mean
@@ -136,11 +154,22 @@ return ((yhat - y) ** 2).mean()
     _entry("mae_abs_of_the_mean", "losses", "mae", """
 return abs((yhat - y).mean())
 """, {"mae_value", "mae_gradient"}, "partial"),
+    # A wrong value with the right gradient: the gradient parts need the value too.
+    _entry("mae_plus_a_constant", "losses", "mae", """
+return (yhat - y).abs().mean() + 1.0
+""", {"mae_value", "mae_gradient"}, "partial"),
+    _entry("abs_forward_copies_gradient_right", "matrix_abs", "matrix_abs", _ABS_GRADIENT,
+           {"gradient", "accumulates", "at_zero"}, "zero", edits=[(_ABS_FORWARD, _COPY)]),
+    _entry("mean_forward_sums_gradient_right", "matrix_mean", "matrix_mean", _MEAN_GRADIENT,
+           {"gradient", "accumulates"}, "zero",
+           edits=[(_MEAN_FORWARD, "result = Matrix(List2D(1, 1, self.data.sum()), children=(self,))")]),
 ]
 
 # Answers that do nothing: the input back, a copy, None (or `pass`), the
-# identity. A part checking a side condition (a new List2D, inputs unchanged)
-# earns nothing without the values right (docs/authoring.md, "Partial credit").
+# identity, or a result that backward() cannot go through. A part checking a
+# side condition (a new List2D, inputs unchanged) earns nothing without the
+# values right, and a gradient part nothing without the value and the graph
+# (docs/authoring.md, "Partial credit").
 DO_NOTHING = [
     _entry("mean_pass", "list2d_mean", "list2d_mean", """
 pass
@@ -171,6 +200,31 @@ pass
     _entry("abs_grad_identity", "matrix_abs", "matrix_abs", """
 self.grad += result.grad
 """, {"gradient", "at_zero"}, "partial"),
+    # An op that does nothing: its forward copies x and its gradient passes
+    # result.grad through. It agrees with itself, so `accumulates` needs the values too.
+    _entry("abs_copy_and_pass_through", "matrix_abs", "matrix_abs", """
+self.grad += result.grad
+""", {"gradient", "accumulates", "at_zero"}, "zero", edits=[(_ABS_FORWARD, _COPY)]),
+    _entry("mean_copy_and_pass_through", "matrix_mean", "matrix_mean", """
+self.grad += result.grad
+""", {"gradient", "accumulates"}, "zero", edits=[(_MEAN_FORWARD, _COPY)]),
+    # A result without children: backward() runs its _gradient but goes no
+    # further, so in a network no gradient would reach the parameters.
+    _entry("mean_drops_its_children", "matrix_mean", "matrix_mean", _MEAN_GRADIENT, {"gradient", "accumulates"},
+           "zero", edits=[(_MEAN_FORWARD, "result = Matrix(List2D(1, 1, self.data.mean()))")]),
+    _entry("abs_drops_its_children", "matrix_abs", "matrix_abs", _ABS_GRADIENT, {"gradient", "accumulates", "at_zero"},
+           "zero", edits=[(_ABS_FORWARD, "result = Matrix(self.data.abs())")]),
+    _entry("mse_drops_its_children", "losses", "mse", """
+d = yhat.data - y.data
+n = yhat.nrow * yhat.ncol
+result = Matrix(List2D(1, 1, (d * d).sum() / n))
+
+def _gradient():
+    yhat.grad += d * (2 / n) * result.grad.vals[0][0]
+
+result._gradient = _gradient
+return result
+""", {"mse_gradient"}, "partial"),
     _entry("mse_returns_yhat", "losses", "mse", """
 return yhat
 """, {"mse_value", "mse_gradient"}, "partial"),
@@ -227,4 +281,13 @@ return abs(yhat - y).mean()
     _entry("mae_sum_over_rows", "losses", "mae", """
 return (yhat - y).abs().sum() / yhat.nrow
 """),
+    _entry("abs_grad_half_at_zero", "matrix_abs", "matrix_abs", """
+sign = [[1.0 if v > 0 else -1.0 if v < 0 else 0.5 for v in row] for row in self.data.vals]
+self.grad += List2D(self.nrow, self.ncol, sign) * result.grad
+"""),
+    # A forward written another way: editing the given lines is fine when they stay right.
+    _entry("mean_forward_from_the_sum", "matrix_mean", "matrix_mean", _MEAN_GRADIENT, edits=[(
+        _MEAN_FORWARD, "result = Matrix(List2D(1, 1, self.data.sum() / (self.nrow * self.ncol)), children=[self])")]),
+    _entry("abs_forward_by_map", "matrix_abs", "matrix_abs", _ABS_GRADIENT,
+           edits=[(_ABS_FORWARD, "result = Matrix(self.data.map(abs), children=(self,))")]),
 ]

@@ -12,7 +12,7 @@ import match
 import checks
 from notebook_env import answer_cells, code_cells, run_answers
 from sgdkit import SOLUTIONS
-from sgdkit.answers import solution_regions
+from sgdkit.answers import edit, solution_regions
 
 
 @cache
@@ -27,13 +27,16 @@ def graded_regions(stage):
     return {f: (q, text) for f, (q, text) in solution_regions(master(stage)).items() if q is not None}
 
 
-def student_env(stage, answers=None):
+def student_env(stage, answers=None, edits=None):
     """The notebook's globals after its imports cell and every graded answer cell, `answers` typed in.
+
+    `edits` {function: [(old, new)]} changes the code around a region (sgdkit.answers.edit).
 
     A cell that raises leaves what it defines undefined and the next cells
     still run, as in a notebook run to its end.
     """
-    cells = {f: source for f, source in answer_cells(master(stage)).items() if f in graded_regions(stage)}
+    cells = {f: edit(source, edits or {}) for f, source in answer_cells(master(stage)).items()
+             if f in graded_regions(stage)}
     env = run_answers(code_cells(master(stage))[0], {})
     for source in dict.fromkeys(cells.values()):  # a cell may define two functions
         with contextlib.suppress(Exception):
@@ -42,11 +45,11 @@ def student_env(stage, answers=None):
 
 
 @contextlib.contextmanager
-def student(stage, answers=None):
-    """student_env(stage, answers), with the `match` classes its answer cells patch put back afterwards."""
+def student(stage, answers=None, edits=None):
+    """student_env(stage, answers, edits), with the `match` classes its answer cells patch put back afterwards."""
     saved = {cls: dict(vars(cls)) for cls in (match.List2D, match.Matrix)}
     try:
-        yield student_env(stage, answers)
+        yield student_env(stage, answers, edits)
     finally:
         for cls, attributes in saved.items():
             for name in set(vars(cls)) - set(attributes):

@@ -20,6 +20,18 @@ def _matrix(env, rows):
     return env["Matrix"](env["List2D"](len(rows), len(rows[0]), rows))
 
 
+def _inside(env, rows):
+    """(x, t): a leaf x holding `rows` and the node t = x * 1.0, which holds the same values.
+
+    The answer's op is applied to t and the gradient read from x, so it counts
+    only when backward() goes from the op's result through its children on to
+    t and x, as it must to reach a network's parameters: a result without
+    children still gets its own _gradient run, but nothing below it does.
+    """
+    x = _matrix(env, rows)
+    return x, x * 1.0
+
+
 def _probe_list2d_mean(env, inputs):
     def case(rows):
         x = env["List2D"](len(rows), len(rows[0]), rows)
@@ -48,56 +60,55 @@ def _probe_list2d_abs(env, inputs):
     return {"method": case(lambda x: x.abs()), "builtin": case(abs)}
 
 
-def _reused(env, case, uses):
-    """x.grad when x feeds two nodes, and when it feeds either one alone (the other upstream None)."""
-    def grad(first, second):
-        x = _matrix(env, case["x"])
-        c1, c2 = (_matrix(env, c) if wanted else None for c, wanted in zip(case["upstream"], (first, second)))
-        terms = [term for term in uses(x, c1, c2) if term is not None]
+def _reused(env, case, ops):
+    """x.grad when t feeds the nodes op1(t) and op2(t), and when it feeds either alone; the two nodes' values."""
+    def run(wanted):
+        x, t = _inside(env, case["x"])
+        uses = [(op(t), c) for op, c, want in zip(ops, case["upstream"], wanted) if want]
+        forward = [grid(node.data) for node, _ in uses]
+        terms = [(node * _matrix(env, c)).sum() for node, c in uses]
         (terms[0] + terms[1] if len(terms) == 2 else terms[0]).backward()
-        return grid(x.grad)
+        return {"grad": grid(x.grad), "forward": forward}
 
-    return {"grad": grad(True, True), "first": grad(True, False), "second": grad(False, True)}
+    both = run((True, True))
+    return {**both, "first": run((True, False))["grad"], "second": run((False, True))["grad"]}
 
 
 def _probe_matrix_mean(env, inputs):
     def gradient(case):
-        x = _matrix(env, case["x"])
-        out = x.mean()
+        x, t = _inside(env, case["x"])
+        out = t.mean()
         forward = grid(out.data)
         (out * _matrix(env, case["upstream"])).backward()
         return {"forward": forward, "grad": grid(x.grad)}
 
-    def uses(x, c1, c2):  # two mean nodes with the same child
-        return [x.mean() * c if c is not None else None for c in (c1, c2)]
-
+    ops = (lambda t: t.mean(), lambda t: t.mean())  # two mean nodes with the same child
     return {
         "gradient": [attempt(lambda: gradient(case)) for case in inputs["gradient"]],
-        "accumulates": attempt(lambda: _reused(env, inputs["accumulates"], uses)),
+        "accumulates": attempt(lambda: _reused(env, inputs["accumulates"], ops)),
     }
 
 
 def _probe_matrix_abs(env, inputs):
     def gradient(case):
-        x = _matrix(env, case["x"])
-        out = x.abs()
+        x, t = _inside(env, case["x"])
+        out = t.abs()
         forward = grid(out.data)
         (out * _matrix(env, case["upstream"])).sum().backward()
         return {"forward": forward, "grad": grid(x.grad)}
 
-    def uses(x, g1, g2):  # x.abs() and abs(x): two nodes with the same child
-        return [(x.abs() * g1).sum() if g1 is not None else None, (abs(x) * g2).sum() if g2 is not None else None]
-
+    ops = (lambda t: t.abs(), abs)  # t.abs() and abs(t): two nodes with the same child
     return {
         "gradient": [attempt(lambda: gradient(case)) for case in inputs["gradient"]],
-        "accumulates": attempt(lambda: _reused(env, inputs["accumulates"], uses)),
+        "accumulates": attempt(lambda: _reused(env, inputs["accumulates"], ops)),
         "at_zero": attempt(lambda: gradient(inputs["at_zero"])),
     }
 
 
 def _probe_losses(env, inputs):
     def case(name, case):
-        yhat, y = _matrix(env, case["yhat"]), _matrix(env, case["y"])
+        leaf, yhat = _inside(env, case["yhat"])  # yhat as a network's output: a node, not a leaf
+        y = _matrix(env, case["y"])
         try:
             out = env[name](yhat, y)
         except Exception as exc:
@@ -105,7 +116,7 @@ def _probe_losses(env, inputs):
 
         def gradient():
             (out * _matrix(env, case["upstream"])).backward()
-            return grid(yhat.grad)
+            return grid(leaf.grad)
 
         return {
             "is_matrix": isinstance(out, env["Matrix"]),
