@@ -49,6 +49,14 @@ def median(fn, repeat: int) -> float:
     return statistics.median(timed(fn) for _ in range(repeat))
 
 
+def as_submitted(notebook: Path, stage: str, scratch: str) -> Path:
+    """A copy of `notebook` under the stage's notebook name (otter's init cell reads its own notebook)."""
+    name = next((ASSIGNMENTS / stage).glob("*.ipynb")).name
+    copy = Path(tempfile.mkdtemp(dir=scratch)) / name
+    shutil.copy(notebook, copy)
+    return copy
+
+
 def student_cells(notebook: Path) -> list[str]:
     """The code cells a student wrote or ran, without otter's (the locked init cell, grader.check/export)."""
     cells = [source for _, source in code_cells(nbformat.read(notebook, as_version=4))]
@@ -71,7 +79,7 @@ def bare_run(notebook: Path, stage: str, scratch: str) -> None:
     """Execute the notebook with nbclient next to its match/ copy (no grading at all)."""
     work = Path(tempfile.mkdtemp(dir=scratch))
     shutil.copytree(ASSIGNMENTS / stage / "match", work / "match")
-    shutil.copy(notebook, work / notebook.name)  # otter's init cell reads its own notebook
+    shutil.copy(notebook, work / as_submitted(notebook, stage, scratch).name)  # otter's init cell reads it
     nb = nbformat.read(notebook, as_version=4)
     kept = {source for _, source in code_cells(nb)}  # the export cell is skipped by otter and by us
     nb.cells = [c for c in nb.cells if c.cell_type != "code" or c.source in kept]
@@ -81,7 +89,7 @@ def bare_run(notebook: Path, stage: str, scratch: str) -> None:
 def otter_run(notebook: Path, stage: str, scratch: str) -> None:
     out = tempfile.mkdtemp(dir=scratch)
     subprocess.run([Path(sys.executable).with_name("otter"), "run", "-a", ZIPS / f"{stage}.zip", "-o", out,
-                    notebook], capture_output=True, check=True)
+                    as_submitted(notebook, stage, scratch)], capture_output=True, check=True)
 
 
 def grade_run(paths: list[Path], stage: str, workers: int, scratch: str) -> None:
