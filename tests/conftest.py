@@ -1,6 +1,10 @@
 """Fixtures shared across the pipeline's tests."""
+import shutil
+
 import pytest
 
+from attacks import STAGES
+from autograder_root import build_venv, temp_base
 from sgdkit import ASSIGNMENTS, SOLUTIONS, ZIPS
 from sgdkit.build import build
 
@@ -10,3 +14,13 @@ def built_kit():
     """The kit's own tree built (a no-op when up to date): the zips folder."""
     build(SOLUTIONS, ASSIGNMENTS, ZIPS, log=lambda line: None)
     return ZIPS
+
+
+@pytest.fixture(scope="session")
+def autograder_venv(built_kit):
+    """The zips' venv, installed once by their setup.sh, for every fake /autograder (tests/autograder_root.py)."""
+    base = temp_base("sgdkit-venv-")
+    try:
+        yield build_venv(base, built_kit, STAGES)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
