@@ -306,7 +306,7 @@ def as_nobody(*command):
 READABLE = r"""
 import hashlib, json, os, sys
 found = []
-for folder, _, names in os.walk(sys.argv[1]):
+for folder, _, names in os.walk(sys.argv[1], followlinks=True):  # as student code may: the venv is a link
     for name in names:
         path = os.path.join(folder, name)
         try:

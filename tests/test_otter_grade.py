@@ -29,6 +29,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -38,16 +39,20 @@ import pandas as pd
 import pytest
 
 from attacks import NOT_WITHOUT_NAMESPACES, STAGES, all_attacks
-from autograder_root import INSTALLED, link_venv, setup, temp_base
+from autograder_root import link_venv, setup, temp_base
 from sgdkit import ASSIGNMENTS, ROOT
 from sgdkit.demo import read_expected
 from sgdkit.grade import grade
 from sgdkit.otter_results import dumps, from_result
 from sgdkit.results import status_text
+from sgdkit.stage import read_summary
 
 SAMPLES = ROOT / "examples" / "sample-class"
-# The fast run's attacks, per stage: planting results where otter loads them, and hunting the grader's code.
-FEW_ATTACKS = ("forge-results", "oracle-hunter")
+# The fast run's attack, per stage: planting results where otter loads them (test_gradescope.py and
+# test_attacks.py run the others through the same runner and pipeline; the mutants run, all of them here).
+FEW_ATTACKS = ("forge-results",)
+# Containers at once, as `otter grade --containers 2`: the 2 cores of the kit's machine.
+CONTAINERS = 2
 # Everything a results.pkl of the kit may name: otter's result classes and one built-in exception.
 PICKLED = {("otter.test_files", "GradingResults"), ("otter.test_files.exception_test", "ExceptionTestFile"),
            ("otter.test_files.abstract_test", "TestCase"), ("otter.test_files.abstract_test", "TestCaseResult"),
@@ -143,8 +148,9 @@ def dockerfile(path):
 class Container:
     """One simulated container: a copy of its image's folder, and what was seen of its run."""
 
-    def __init__(self, root, command, network):
-        self.id, self.root, self.command, self.network = uuid.uuid4().hex, root, command, network
+    def __init__(self, base, command, network):
+        self.id, self.command, self.network = uuid.uuid4().hex, command, network
+        self.root = base / f"container-{self.id[:12]}"
         self.process = self.output = self.started = None
         self.log, self.seconds, self.results, self.pickle = "", 0.0, [], b""
 
@@ -165,6 +171,9 @@ class SimulatedDocker:
     def __init__(self, base, venv):
         self.base, self.venv, self.images, self.containers = base, venv, {}, []
         self.container = self  # docker.container.create(...), docker.container.copy(...), ...
+        # otter runs containers from several threads: no copy of run_autograder may be open for writing
+        # while another thread forks to run one (the child would hold it open: "Text file busy")
+        self.forking = threading.Lock()
 
     # docker.build: otter's Dockerfile, line by line
     def build(self, context, build_args, tags, file, load):
@@ -175,7 +184,7 @@ class SimulatedDocker:
                 self._add(context, image, arguments.split())
             elif instruction == "RUN":
                 for command in arguments.split("&&"):
-                    self._run(context, image, shlex.split(command))
+                    self._run(image, shlex.split(command))
             else:
                 assert instruction in ("ARG", "FROM"), f"otter's Dockerfile has a new instruction: {instruction}"
         self.images[tags[0]] = image
@@ -197,7 +206,7 @@ class SimulatedDocker:
                 else:
                     shutil.copy2(path, target)
 
-    def _run(self, context, image, words):
+    def _run(self, image, words):
         """RUN, one command at a time: the ones that shape /autograder for real, the package installs skipped."""
         program, args = words[0], words[1:]
         if program == "mkdir":
@@ -213,25 +222,24 @@ class SimulatedDocker:
         elif program == "dos2unix":  # a no-op on the kit's files, which must have no CR to begin with
             assert all(b"\r" not in (image / name.lstrip("/")).read_bytes() for name in args)
         elif program == "bash" and args[0].endswith("/setup.sh"):
-            self._setup(context, image / "autograder")
+            self._setup(image / "autograder")
         else:
             assert program in ("apt-get", "rm"), f"otter's Dockerfile runs a new command: {' '.join(words)}"
 
-    def _setup(self, context, root):
-        """setup.sh where the Dockerfile runs it: what its venv step reads must be there already."""
-        for path in context.iterdir():
-            if path.name.startswith(INSTALLED):
-                copied = root / "source" / path.name
-                assert copied.is_file() and copied.read_bytes() == path.read_bytes(), \
-                    f"setup.sh runs before {path.name} is in the image: its venv step would fail"
-        link_venv(root, self.venv)  # the session's venv, which setup.sh's venv step built from the same files
+    def _setup(self, root):
+        """setup.sh where the Dockerfile runs it: what its venv step read for the session's venv must be there."""
+        for path in (self.venv.parent / "source").iterdir():  # setup.sh, the wheel, the pins
+            copied = root / "source" / path.name
+            assert copied.is_file() and copied.read_bytes() == path.read_bytes(), \
+                f"setup.sh runs before {path.name} is in the image: its venv step would fail"
+        link_venv(root, self.venv)
         setup(root, "lockdown")
 
     # docker.container.*
     def create(self, image, command, networks):
-        root = self.base / f"container-{len(self.containers)}"
-        shutil.copytree(self.images[image], root, symlinks=True)
-        container = Container(root, command, networks)
+        container = Container(self.base, command, networks)
+        with self.forking:
+            shutil.copytree(self.images[image], container.root, symlinks=True)
         self.containers.append(container)
         return container
 
@@ -258,8 +266,9 @@ class SimulatedDocker:
                "SGDKIT_AUTOGRADER_ROOT": str(container.path("/autograder"))}
         container.output = open(container.root.parent / f"{container.root.name}.log", "w+")
         container.started = time.monotonic()
-        container.process = subprocess.Popen(command, cwd=container.root, env=env, stdout=container.output,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
+        with self.forking:
+            container.process = subprocess.Popen(command, cwd=container.root, env=env, stdout=container.output,
+                                                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait(self, container):
         code = container.process.wait()
@@ -299,8 +308,8 @@ def otter_grade(zip_path, inbox, out, name):
     """`otter grade -a zip -p inbox -o out -n name --no-network`, as its command line calls it: final_grades.csv rows."""
     import otter.grade
 
-    otter.grade.main(name=name, paths=[str(inbox)], output_dir=str(out), autograder=str(zip_path), containers=1,
-                     no_network=True)
+    otter.grade.main(name=name, paths=[str(inbox)], output_dir=str(out), autograder=str(zip_path),
+                     containers=CONTAINERS, no_network=True)
     frame = pd.read_csv(out / "final_grades.csv", keep_default_na=False)
     return {str(row["file"]): row for row in frame.to_dict("records")}
 
@@ -308,18 +317,29 @@ def otter_grade(zip_path, inbox, out, name):
 # ---------------------------------------------------------------- what is graded
 
 
+def outcomes(row):
+    """An EXPECTED.csv row's outcome (full, partial, zero) per question."""
+    return [value for key, value in row.items() if key not in ("file", "status", "about")]
+
+
+def solution_and_blank(stage):
+    """The sample-class names of the stage's solution and of its blank notebook."""
+    rows = read_expected(SAMPLES / stage)
+    solution = next(f for f, row in rows.items() if row["status"] == "ok" and set(outcomes(row)) == {"full"})
+    return solution, next((ASSIGNMENTS / stage).glob("*.ipynb")).name
+
+
 def samples(stage, fast):
-    """Sample-class files: all of them, or per stage the solution, the blank, a bug, and the not-run statuses."""
+    """Sample-class files: all of them, or the solution, the blank, a bug, a broken upload, and a notebook that
+    earned points though it could not be graded fully, where the stage has one."""
     rows = read_expected(SAMPLES / stage)
     if not fast:
         return [SAMPLES / stage / file for file in rows]
-    blank = next((ASSIGNMENTS / stage).glob("*.ipynb")).name
-    outcomes = {file: [v for k, v in row.items() if k not in ("file", "status", "about")] for file, row in rows.items()}
-    chosen = [next(f for f, o in outcomes.items() if set(o) == {"full"}), blank,
-              next(f for f, o in outcomes.items() if rows[f]["status"] == "ok" and "partial" in o)]
-    chosen += [f for f, row in rows.items() if row["status"] in ("invalid", "wrong-stage")]  # never run: cheap
-    # a notebook that could not be graded fully yet earned points (not a hanging one: those cost the timeout)
-    chosen += [f for f, o in outcomes.items() if rows[f]["status"] not in ("ok", "timeout") and "full" in o][:1]
+    chosen = [*solution_and_blank(stage),
+              next(f for f, row in rows.items() if row["status"] == "ok" and "partial" in outcomes(row))]
+    chosen += [f for f, row in rows.items() if row["status"] == "invalid"][:1]  # never run: cheap
+    # not a hanging one: each costs the grader's timeout
+    chosen += [f for f, row in rows.items() if row["status"] not in ("ok", "timeout") and "full" in outcomes(row)][:1]
     return [SAMPLES / stage / file for file in dict.fromkeys(chosen)]
 
 
@@ -331,11 +351,14 @@ def stage_attacks(stage, fast):
 
 
 TIMES = []  # seconds per simulated container, for the README
+WALL = []  # (seconds, submissions) per `otter grade` run
 
 
 def grade_both_ways(stage, zips, venv, base, fast):
     """One stage's samples and attacks through `otter grade` (simulated Docker) and its samples through `sgdkit grade`.
 
+    The fast run leaves the solution and the blank out of `sgdkit grade`: `sgdkit build` has just graded
+    both with it (full marks, 0), and the tests check those outcomes themselves.
     Returns (final_grades.csv rows by file, sgdkit grade results by file, the containers' records, the attacks).
     """
     inbox = base / f"inbox-{stage}"
@@ -347,12 +370,15 @@ def grade_both_ways(stage, zips, venv, base, fast):
     attacks = stage_attacks(stage, fast)
     for attack in attacks:
         (inbox / attack.file).write_bytes(attack.make(blank))
-    graded = {r["file"]: r for r in grade(files, stage, base / f"graded-{stage}", zips=zips, workers=2,
+    compared = [f for f in files if not fast or f.name not in solution_and_blank(stage)]
+    graded = {r["file"]: r for r in grade(compared, stage, base / f"graded-{stage}", zips=zips, workers=2,
                                           progress=False)}
     out = base / f"otter-{stage}"
     out.mkdir()
     with simulated_docker(venv) as docker:
+        start = time.monotonic()
         rows = otter_grade(zips / f"{stage}.zip", inbox, out, f"sgdkit-{stage}")
+        WALL.append((time.monotonic() - start, len(docker.containers)))
         containers = docker.containers
     TIMES.extend(c.seconds for c in containers)
     return rows, graded, containers, attacks
@@ -390,7 +416,7 @@ def trust_problems(containers):
         if c.network != ["none"]:
             found.append(f"container {c.root.name}: networks {c.network} (otter grade --no-network)")
         if "no namespaces, as root" not in c.log:
-            found.append(f"container {c.root.name}: not graded in the mode of Docker's containers")
+            found.append(f"container {c.root.name}: not graded in the mode of Docker's containers: {c.log[-500:]!r}")
     return found
 
 
@@ -407,18 +433,19 @@ def graded_fast(built_kit, autograder_venv):
 @needs_root
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
-def test_otter_grade_agrees_with_sgdkit_grade(graded_fast, stage):
-    """Does final_grades.csv give each sample the points and status `sgdkit grade` gives it: solution full, blank 0?"""
+def test_otter_grade_agrees_with_sgdkit_grade(graded_fast, built_kit, stage):
+    """Does final_grades.csv give the solution full marks, the blank 0, and samples the points and status
+    `sgdkit grade` gives them?"""
     rows, graded, _, _ = graded_fast[stage]
     assert disagreements(rows, graded) == []
-    solution = next(r for r in graded.values() if r["status"] == "ok" and r["total"] == r["possible"] > 0)
-    blank = next((ASSIGNMENTS / stage).glob("*.ipynb")).name
-    assert rows[solution["file"]]["percent_correct"] == 1 and float(rows[blank]["total_points_earned"]) == 0
+    worth = {q["name"]: float(q["points"]) for q in read_summary(stage, built_kit)["questions"] if not q["manual"]}
+    solution, blank = (rows[file] for file in solution_and_blank(stage))
+    assert {q: float(solution[q]) for q in worth} == worth and solution["grading_status"] == "Completed"
+    assert float(solution["total_points_earned"]) == sum(worth.values()) and solution["percent_correct"] == 1
+    assert {q: float(rows["points-per-question"][q]) for q in worth} == worth
+    assert float(blank["total_points_earned"]) == 0
     assert any(row["grading_status"] not in ("Completed", "--") for row in rows.values()), \
         "no sample shows why it was not graded fully"
-    possible = rows["points-per-question"]
-    assert {q: float(possible[q]) for q in solution["questions"]} == \
-           {q: v["possible"] for q, v in solution["questions"].items()}
 
 
 @needs_root
@@ -440,8 +467,10 @@ def test_time_per_submission_is_reported(graded_fast):
     """How long did one simulated container take, as the README quotes it?"""
     ordered = sorted(TIMES)
     assert ordered, "no container ran"
-    print(f"\notter grade (simulated Docker): {len(ordered)} containers, median {ordered[len(ordered) // 2]:.1f} s, "
-          f"max {ordered[-1]:.1f} s")
+    seconds, count = map(sum, zip(*WALL))
+    print(f"\notter grade (simulated Docker, {CONTAINERS} containers at once): {count} submissions in {seconds:.0f} s, "
+          f"{seconds / count:.1f} s each; a container took {ordered[len(ordered) // 2]:.1f} s (median), "
+          f"{ordered[-1]:.1f} s at most")
 
 
 @needs_root
@@ -486,7 +515,7 @@ def test_real_otter_grade_in_docker(built_kit, tmp_path):
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
     out.mkdir()
-    files = samples(stage, fast=True)[:2]  # the solution and the blank
+    files = [SAMPLES / stage / file for file in solution_and_blank(stage)]
     for path in files:
         shutil.copy(path, inbox / path.name)
     blank = json.loads(files[1].read_text())

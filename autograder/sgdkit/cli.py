@@ -10,7 +10,7 @@ VERBS = {
     "report": "write report.html from a graded folder",
     "export": "merge the stages' grades into one gradebook CSV",
     "demo": "build, grade the bundled sample class, and write the report",
-    "gradescope": "grade the submission of a Gradescope run (the autograder zip's run_autograder calls it)",
+    "gradescope": "grade the one submission of a Gradescope or `otter grade` container (run_autograder calls it)",
 }
 
 
