@@ -1,16 +1,21 @@
 """Fixtures shared across the pipeline's tests."""
 import fcntl
+import shutil
 
 import pytest
 
+from attacks import STAGES
+from autograder_root import build_venv, temp_base
 from sgdkit import ASSIGNMENTS, SOLUTIONS, ZIPS
 from sgdkit.build import build
 
 
-# Files whose tests share an expensive module fixture (a graded batch, a venv): `make test` runs pytest-xdist with
-# --dist loadgroup, and each such group stays on one worker, so the fixture runs once. test_attacks.py grades a
-# stage's attacks per group, test_isolation.py a mode; every other test goes wherever a worker is free.
-SHARED_FIXTURES = {"test_grade.py", "test_demo.py", "test_gradescope.py", "test_build.py"}
+# Files whose tests share an expensive fixture (a graded batch, a venv): `make test` runs pytest-xdist with
+# --dist loadgroup, and each group stays on one worker, so the fixture runs once (the two files that fake an
+# /autograder share one venv, autograder_venv). test_attacks.py grades a stage's attacks per group,
+# test_isolation.py a mode; every other test goes wherever a worker is free.
+SHARED_FIXTURES = {"test_grade.py": "grade", "test_demo.py": "demo", "test_build.py": "build",
+                   "test_gradescope.py": "autograder venv", "test_otter_grade.py": "autograder venv"}
 PER_PARAMETER = {"test_attacks.py": "stage", "test_isolation.py": "graded_mode"}
 
 
@@ -18,7 +23,7 @@ def pytest_collection_modifyitems(items):
     for item in items:
         name, params = item.path.name, getattr(getattr(item, "callspec", None), "params", {})
         if name in SHARED_FIXTURES:
-            item.add_marker(pytest.mark.xdist_group(name))
+            item.add_marker(pytest.mark.xdist_group(SHARED_FIXTURES[name]))
         elif name in PER_PARAMETER:
             value = params.get(PER_PARAMETER[name]) or getattr(params.get("attack"), "stage", None)
             if value:
@@ -36,3 +41,13 @@ def built_kit(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)
         build(SOLUTIONS, ASSIGNMENTS, ZIPS, log=lambda line: None)
     return ZIPS
+
+
+@pytest.fixture(scope="session")
+def autograder_venv(built_kit):
+    """The zips' venv, installed once by their setup.sh, for every fake /autograder (tests/autograder_root.py)."""
+    base = temp_base("sgdkit-venv-")
+    try:
+        yield build_venv(base, built_kit, STAGES)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

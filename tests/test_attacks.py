@@ -5,9 +5,7 @@ workers through the `sgdkit grade` command itself. Then the batch must leave
 no process, IPC object or temp file behind.
 """
 import csv
-import importlib
 import json
-import pkgutil
 import subprocess
 import sys
 import tempfile
@@ -15,16 +13,14 @@ from pathlib import Path
 
 import pytest
 
-import attacks
-from attacks import STAGES
+from attacks import STAGES, all_attacks
 from attacks.files import feedback_problems, shown_text
 from sgdkit import ASSIGNMENTS
 from sgdkit import compare, export
 from sgdkit.outputs import FORMULA_START, PLAIN_NUMBER, flat_name, read_csv, safe_cell, visible
 from sgdkit.results import read_result
 
-ALL = [a for info in pkgutil.iter_modules(attacks.__path__)
-       for a in importlib.import_module(f"attacks.{info.name}").ATTACKS]
+ALL = all_attacks()
 
 
 def test_corpus_is_large_and_covers_every_stage():

@@ -2,26 +2,22 @@
 
 Each stage's zip is laid out as Gradescope lays it out, under a temp root that
 SGDKIT_AUTOGRADER_ROOT points at: source/ (the unzipped zip), submission/,
-results/, and run_autograder copied beside them. The zip's own setup.sh runs
-its `venv` and `lockdown` steps for real: pip installs the kit's wheel and the
-pinned dependencies into a throwaway venv, from the package sources this
-machine's pip is configured with (the only thing that differs from Gradescope,
-where they come from PyPI). It skips `system` (apt): this machine already has
-the Debian python3.11 and python3.11-venv it would install. The three stages
-share that one venv, as their wheels and pins are the same. Then run_autograder
-grades, as root, with namespaces off (as on Gradescope, whose Docker forbids
-unshare): each kernel runs as a fresh unprivileged uid.
+results/, and run_autograder copied beside them. The zip's own setup.sh runs for
+real (tests/autograder_root.py): its `venv` step once per session (pip installs
+the kit's wheel and the pinned dependencies into a throwaway venv, from the
+package sources this machine's pip is configured with: the only thing that
+differs from Gradescope, where they come from PyPI), its `lockdown` step in
+every root. It skips `system` (apt). Then run_autograder grades, as root, with
+namespaces off (as on Gradescope, whose Docker forbids unshare): each kernel
+runs as a fresh unprivileged uid.
 """
 import csv
 import hashlib
-import importlib
 import json
 import os
-import pkgutil
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -29,8 +25,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import attacks
-from attacks import STAGES
+from attacks import NOT_WITHOUT_NAMESPACES, STAGES, all_attacks
+from autograder_root import link_venv, setup, temp_base
 from corpus import descent, losses, tradeoffs
 from sgdkit import ASSIGNMENTS, ROOT, SOLUTIONS
 from sgdkit.answers import fill, solution_regions
@@ -43,13 +39,6 @@ ONE_LINER = ("from collections import defaultdict\n"
              "__sgdkit_verdicts__ = defaultdict(lambda: defaultdict(lambda: None))")
 FEW_ATTACKS = ("oracle-hunter", "-nan.ipynb")  # fast subset of tests/attacks, per stage
 NOBODY = 65534  # an unprivileged uid with no business in /autograder
-# Attacks on guarantees that Gradescope's mode (no namespaces, as root) does not
-# give (the README's modes table): they may pay here. Every other attack must earn 0.
-NOT_IN_THIS_MODE = {
-    "host-disk-past-cap": "no total disk cap without namespaces (each file is still capped)",
-    "host-read-others": "host files are not hidden without namespaces: it reads this machine's checkout of the "
-                        "kit, which a Gradescope image does not hold (its only copy is the root-only source/)",
-}
 
 # Gradescope's documented results.json fields (autograder specifications, "Output format").
 VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
@@ -168,29 +157,15 @@ def lay_out(base, stage, zips):
     return root
 
 
-def setup(root, *steps):
-    """Run the zip's setup.sh steps as Gradescope runs it: as root, from /autograder."""
-    done = subprocess.run(["bash", str(root / "source" / "setup.sh"), *steps], cwd=root,
-                          env={**os.environ, "SGDKIT_AUTOGRADER_ROOT": str(root)},
-                          capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, f"setup.sh {' '.join(steps)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-
-
 @pytest.fixture(scope="module")
-def roots(built_kit):
+def roots(built_kit, autograder_venv):
     """{stage: its simulated /autograder}, set up by the zip's own setup.sh (one shared venv)."""
-    base = Path(tempfile.mkdtemp(prefix="sgdkit-gradescope-"))
-    os.chmod(base, 0o755)  # the student's uid must reach the venv, as it reaches /autograder
+    base = temp_base("sgdkit-gradescope-")
     try:
         found = {}
         for stage in STAGES:
             found[stage] = lay_out(base, stage, built_kit)
-            if stage == STAGES[0]:
-                start = time.monotonic()
-                setup(found[stage], "venv")
-                print(f"\nsetup.sh venv: {time.monotonic() - start:.0f} s")
-            else:
-                (found[stage] / "sgdkit-venv").symlink_to(found[STAGES[0]] / "sgdkit-venv")
+            link_venv(found[stage], autograder_venv)
             setup(found[stage], "lockdown")
         yield found
     finally:
@@ -271,11 +246,6 @@ def test_one_line_verdict_trick_earns_nothing(roots, stage):
     assert results["score"] == 0, results["output"]
 
 
-def all_attacks():
-    return [a for info in pkgutil.iter_modules(attacks.__path__)
-            for a in importlib.import_module(f"attacks.{info.name}").ATTACKS]
-
-
 def attack_results(roots, chosen):
     """[(attack, results.json)] for each attack, graded alone as its own Gradescope submission."""
     found = []
@@ -336,7 +306,7 @@ def as_nobody(*command):
 READABLE = r"""
 import hashlib, json, os, sys
 found = []
-for folder, _, names in os.walk(sys.argv[1]):
+for folder, _, names in os.walk(sys.argv[1], followlinks=True):  # as student code may: the venv is a link
     for name in names:
         path = os.path.join(folder, name)
         try:
@@ -356,7 +326,7 @@ def test_hidden_material_is_root_only(roots):
     python = str(root / "sgdkit-venv" / "bin" / "python")
     ran = as_nobody(python, "-c", "import sgdkit.grade, numpy, otter, matplotlib; print('ok')")
     assert ran.stdout.strip() == "ok", ran.stderr[-2000:]
-    for secret in ("source", "source/tests", "source/files/sgdkit_checks", "source/sgdkit/seed"):
+    for secret in ("source", "source/tests", "source/files/sgdkit_checks", "source/seed"):
         assert as_nobody("cat", str(root / secret)).returncode != 0, f"{secret} is readable by student code"
     hidden = {hashlib.sha256(p.read_bytes()).hexdigest() for folder in ("tests", "files/sgdkit_checks")
               for p in (root / "source" / folder).rglob("*.py") if p.stat().st_size > 200}  # not an empty __init__
@@ -369,7 +339,7 @@ def test_hidden_material_is_root_only(roots):
 @pytest.mark.slow
 def test_each_image_draws_its_own_secret_seed(roots):
     """Does every setup draw its own base seed, in a file only root can read?"""
-    seeds = [root / "source" / "sgdkit" / "seed" for root in roots.values()]
+    seeds = [root / "source" / "seed" for root in roots.values()]
     assert all(p.stat().st_uid == 0 and stat.S_IMODE(p.stat().st_mode) == 0o600 for p in seeds)
     assert len({p.read_text() for p in seeds}) == len(seeds)
     assert all(int(p.read_text()) > 0 for p in seeds)
@@ -389,7 +359,7 @@ def test_time_per_submission_is_reported(roots):
 def test_whole_class_corpus_and_attacks_through_gradescope(roots, built_kit, stage, tmp_path):
     """Does every sample agree with `sgdkit grade`, every bug and alternative score as recorded, every attack 0?
 
-    Except the attacks in NOT_IN_THIS_MODE, which test what this mode does not promise.
+    Except the attacks in NOT_WITHOUT_NAMESPACES, which test what this mode does not promise.
     """
     check_agreement(roots, built_kit, stage, samples(stage, fast=False), tmp_path)
     corpus, wrong = CORPORA[stage], []
@@ -398,6 +368,6 @@ def test_whole_class_corpus_and_attacks_through_gradescope(roots, built_kit, sta
         got = points(autograde(roots[stage], "mine.ipynb", nb))
         if {q: outcome(*got[q]) for q in got} != {q: entry["expected"][q] for q in got}:
             wrong.append(f"{entry['name']}: {got}")
-    chosen = [a for a in all_attacks() if a.stage == stage and not any(k in a.file for k in NOT_IN_THIS_MODE)]
+    chosen = [a for a in all_attacks() if a.stage == stage and not any(k in a.file for k in NOT_WITHOUT_NAMESPACES)]
     wrong += [f"{a.file}: {r['score']}" for a, r in attack_results(roots, chosen) if r["score"] != 0]
     assert wrong == []

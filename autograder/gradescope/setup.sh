@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds sgdkit's Gradescope image, once, as root (Gradescope runs it after
-# unzipping the autograder zip into /autograder/source). Everything comes from
-# the package registries: Python from apt, the kit's pinned dependencies from
-# pip, the kit itself from the wheel inside the zip. Nothing else is fetched.
+# Builds sgdkit's grading image, once, as root: Gradescope runs it after
+# unzipping the autograder zip into /autograder/source; `otter grade`'s
+# Dockerfile runs it after copying in only setup.sh, environment.yml and
+# requirements.*, which is why the kit's wheel and pins are named so. Everything
+# comes from the package registries: Python from apt, the kit's pinned
+# dependencies from pip, the kit itself from the wheel inside the zip. Nothing
+# else is fetched.
 #
 #   setup.sh            every step below, in order (what Gradescope runs)
 #   setup.sh STEP...    only these steps (the kit's tests skip `system`)
@@ -16,7 +19,8 @@ set -euo pipefail
 
 ROOT="${SGDKIT_AUTOGRADER_ROOT:-/autograder}"
 SOURCE="$ROOT/source"
-KIT="$SOURCE/sgdkit"       # the wheel, the pins, the stage summary, the seed
+PINS="$SOURCE/requirements.constraints.txt"
+SEED="$SOURCE/seed"        # the base of every submission's seed; unknown to students
 VENV="$ROOT/sgdkit-venv"   # student code runs on this Python: readable by all, writable by root
 # Pythons the kit supports (requires-python >= 3.11), first choice first:
 # Ubuntu 22.04 (Gradescope's default image) has 3.11 in universe, 24.04 has 3.12.
@@ -52,24 +56,31 @@ find_python() {
 
 # pip: the kit's wheel, its dependencies at the versions `sgdkit build` ran with.
 venv() {
-    local python wheels
+    local python zipped wheels
     python="$(find_python)"
     [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
-    wheels=("$KIT"/sgdkit-*.whl)
+    # pip wants a wheel under its own name: requirements.sgdkit-X-py3-none-any.whl -> sgdkit-X-py3-none-any.whl
+    wheels="$(mktemp -d)"
+    for zipped in "$SOURCE"/requirements.sgdkit-*.whl; do
+        cp "$zipped" "$wheels/${zipped##*/requirements.}"
+    done
     "$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
-        --constraint "$KIT/constraints.txt" "${wheels[@]}"
+        --constraint "$PINS" "$wheels"/*.whl
+    rm -rf "$wheels"
     "$VENV/bin/sgdkit" --help >/dev/null
 }
 
 # Student code may run Python and read the kit's libraries, never the hidden
 # tests, the checks, the pins or the seed: /autograder/source is root's alone.
+# (`otter grade` copies files/ and tests/ in after this step, world-readable;
+# run_autograder makes the folder itself 0700 again before each submission.)
 lockdown() {
     chmod 755 "$ROOT"
     chmod -R a+rX,go-w "$VENV"
     chown -R root:root "$SOURCE"
     chmod -R go-rwx "$SOURCE"
-    if [ ! -s "$KIT/seed" ]; then  # the base of every submission's seed; unknown to students
-        (umask 077 && od -An -N8 -tu8 /dev/urandom | tr -d ' \n' >"$KIT/seed")
+    if [ ! -s "$SEED" ]; then
+        (umask 077 && od -An -N8 -tu8 /dev/urandom | tr -d ' \n' >"$SEED")
     fi
 }
 

@@ -11,7 +11,7 @@ VERBS = {
     "similarity": "flag pairs of a stage's submissions whose own code is alike, for a person to look at",
     "export": "merge the stages' grades into one gradebook CSV",
     "demo": "build, grade the bundled sample class, and write the report",
-    "gradescope": "grade the submission of a Gradescope run (the autograder zip's run_autograder calls it)",
+    "gradescope": "grade the one submission of a Gradescope or `otter grade` container (run_autograder calls it)",
 }
 
 

@@ -1,10 +1,12 @@
-"""`sgdkit gradescope`: grade the one submission of a Gradescope run with `sgdkit grade`'s own pipeline.
+"""`sgdkit gradescope`: grade the one submission of a Gradescope or `otter grade` run with `sgdkit grade`'s pipeline.
 
 Gradescope unzips the autograder zip (autograder/zips/<stage>.zip) into
-/autograder/source and runs its setup.sh once (autograder/gradescope/: Python
-from apt, the kit from its wheel, the source folder locked to root, a random
-base seed). Then, for every submission, it runs run_autograder as root, which
-runs this (the student's kernel runs as a fresh unprivileged uid, isolation.py):
+/autograder/source and runs its setup.sh once; `otter grade` builds a Docker
+image that copies in what its Dockerfile names (package.py) and runs the same
+setup.sh (autograder/gradescope/: Python from apt, the kit from its wheel, the
+source folder locked to root, a random base seed). Then, for every submission,
+both run run_autograder as root, which runs this (the student's kernel runs as a
+fresh unprivileged uid, isolation.py):
 
 1. lock  -- the source, submission and results folders become root's alone, so
             student code can neither read the hidden material nor write results;
@@ -12,9 +14,11 @@ runs this (the student's kernel runs as a fresh unprivileged uid, isolation.py):
 3. grade -- grade.grade, exactly as `sgdkit grade` runs it: a sandboxed run,
             probes, judging outside the student's kernel; the seed is
             grade.seed_for(the base seed from setup, the notebook's hash);
-4. write -- /autograder/results/results.json in Gradescope's format: a test per
-            part, hidden parts scored, public tests as 0-point practice tests,
-            the feedback Markdown as the top-level output.
+4. write -- in /autograder/results, after the student's processes are gone:
+            results.json in Gradescope's format (a test per part, hidden parts
+            scored, public tests as 0-point practice tests, the feedback Markdown
+            as the top-level output), and results.pkl, otter's GradingResults
+            (otter_results.py), which `otter grade` loads on the instructor's machine.
 
 SGDKIT_AUTOGRADER_ROOT moves /autograder (the kit's tests lay one out in a temp folder).
 """
@@ -30,6 +34,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from . import otter_results
 from .outputs import write_atomic
 from .results import Result, TestResult, status_text
 
@@ -41,6 +46,8 @@ TIMEOUT = 60.0
 # How long students may see each test: the kit shows hints at once (as feedback/*.md does).
 VISIBILITY = "visible"
 IGNORED = {"__MACOSX", ".ipynb_checkpoints"}
+STAGE_SUMMARY = "files/sgdkit_stage.json"  # in the zip (package.py writes it), so in source/
+FAILED = "The autograder failed on this submission; your instructor can see why. Please tell them."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,17 +59,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Write results.json whatever happens: Gradescope shows a failed run as the autograder's fault."""
+    """Write both results whatever happens: a failed run shows as the autograder's fault, and exits 0."""
     root = args.root or autograder_root()
     start = time.monotonic()
     try:
-        results: dict[str, object] = grade_submission(root, args.timeout)
+        result, output = grade_submission(root, args.timeout)
+        results: dict[str, object] = to_gradescope(result, output)
+        pickled = otter_results.dumps(otter_results.from_result(result))
     except Exception:  # a grader bug: the student gets a plain message, the instructor the traceback (stdout)
         traceback.print_exc(file=sys.stdout)
-        results = {"score": 0.0, "output": "The autograder failed on this submission; your instructor can see why. "
-                                           "Please tell them.", "output_format": "text", "tests": []}
+        results = {"score": 0.0, "output": FAILED, "output_format": "text", "tests": []}
+        pickled = otter_results.dumps(otter_results.failed(
+            "crashed: the autograder failed on this submission; its log has the traceback"))
     results["execution_time"] = round(time.monotonic() - start)
-    write_results(root / "results", results)
+    write_results(root / "results", results, pickled)
     print(f"sgdkit gradescope: {results['score']:g} points in {results['execution_time']} s")
     return 0
 
@@ -72,8 +82,8 @@ def autograder_root() -> Path:
     return Path(os.environ.get(ROOT_VARIABLE) or "/autograder")
 
 
-def grade_submission(root: Path, timeout: float) -> dict[str, object]:
-    """Lock the folders down, find the notebook, grade it: results.json's content."""
+def grade_submission(root: Path, timeout: float) -> tuple[Result, str]:
+    """Lock the folders down, find the notebook, grade it: its result and the Markdown the student sees."""
     from .grade import GIB, grade
 
     lock_down(root)
@@ -93,7 +103,7 @@ def grade_submission(root: Path, timeout: float) -> dict[str, object]:
             result["status"], result["detail"] = "invalid", problem
         feedback = "".join(p.read_text(encoding="utf-8") for p in (temp / "graded" / "feedback").glob("*.md"))
     print(f"sgdkit gradescope: {result['file']}: {status_text(result)} (seed {result.get('seed')})")
-    return to_gradescope(result, f"**Not graded:** {problem}." if problem else feedback)
+    return result, f"**Not graded:** {problem}." if problem else feedback
 
 
 def lock_down(root: Path) -> None:
@@ -109,7 +119,7 @@ def lock_down(root: Path) -> None:
 
 def stage_zips(source: Path, folder: Path) -> dict[str, Any]:
     """Lay out what grade.load_stage reads (<stage>.zip, <stage>.json) from the unzipped autograder: its summary."""
-    meta = json.loads((source / "sgdkit" / "stage.json").read_text())
+    meta = json.loads((source / STAGE_SUMMARY).read_text())
     folder.mkdir(parents=True)
     with zipfile.ZipFile(folder / f"{meta['stage']}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(source.rglob("*")):
@@ -144,7 +154,7 @@ def _submitted(path: Path, folder: Path) -> bool:
 def base_seed(source: Path) -> int:
     """The base of every submission's seed, drawn once by setup.sh; a fresh one if setup did not run."""
     try:
-        return int((source / "sgdkit" / "seed").read_text())
+        return int((source / "seed").read_text())
     except (OSError, ValueError):
         print("sgdkit gradescope: warning: no base seed from setup.sh; this run draws its own")
         return secrets.randbits(62)
@@ -198,10 +208,12 @@ def gradescope_test(question: str, test: TestResult, number: str) -> dict[str, o
     return entry
 
 
-def write_results(folder: Path, results: dict[str, object]) -> None:
-    """results.json, written atomically so that Gradescope never reads half of it."""
+def write_results(folder: Path, results: dict[str, object], pickled: bytes) -> None:
+    """results.json and results.pkl, each written atomically so that no reader sees half of one."""
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "results.json", json.dumps(results, indent=1, ensure_ascii=False))
+    # A rename replaces whatever was there (`otter grade` copies in an empty file first), even a link.
+    write_atomic(folder / "results.pkl", pickled)
 
 
 if __name__ == "__main__":

