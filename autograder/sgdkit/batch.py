@@ -69,6 +69,7 @@ class Batch:
         self.uids: set[int] = set()  # the kernels' uids of this batch, when the grader is root
         # The clean interpreter's view of watched functions; the kernel's must match.
         self.reference = fingerprints(WATCHED)
+        self.public = {q: spec.public_source(q) for q in spec.questions}  # the same for every submission
 
     def __enter__(self) -> "Batch":
         self.root = Path(tempfile.mkdtemp(prefix="sgdkit-grade-"))
@@ -176,7 +177,7 @@ class Batch:
             "probe_timeout": settings.probe_timeout, "probes": spec.probes(inputs),
             "probe_files": spec.probe_files(), "probe_module": spec.probe_module,
             "package": f"_sgdkit_probe_{os.urandom(6).hex()}",
-            "public": {q: spec.public_source(q) for q in spec.questions},
+            "public": self.public,
             "memory": settings.memory, "cpu": int(self.hard_limit()) + 60, "disk": settings.disk,
             "processes": settings.processes, "namespaces": self.mode.prefix is not None,
             "newroot": str(workdir) + ".root", "expected": spec.library_files(),

@@ -9,6 +9,7 @@ import ast
 import hashlib
 import io
 import json
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,13 +76,22 @@ class Stage:
                 for q in self.checks.probe_order(self.questions)]
 
 
+_AST = threading.Lock()  # CPython 3.11's ast.parse is not thread-safe (gh-106905), and the batch's workers share it
+
+
+def parse_python(source: str) -> ast.Module:
+    """ast.parse, one thread at a time: grading threads parse cells and test files at once."""
+    with _AST:
+        return ast.parse(source)
+
+
 def public_only(source: str) -> str:
     """An otter test file's public test cases as plain Python: no hidden case, no otter import, no decorator.
 
     The kernel runs them without otter (kernel_code.public_code): PUBLIC_TESTS,
     appended here, names them in order.
     """
-    tree = ast.parse(source)
+    tree = parse_python(source)
 
     def case(node: ast.FunctionDef) -> bool:  # decorated with @test_case(...)
         return any(isinstance(d, ast.Call) and getattr(d.func, "id", None) == "test_case" for d in node.decorator_list)

@@ -19,7 +19,7 @@ import nbformat
 
 from .outputs import visible
 from .results import Status
-from .stage import Stage
+from .stage import Stage, parse_python
 
 log = logging.getLogger(__name__)
 MAX_NOTEBOOK_BYTES = 64 << 20
@@ -229,7 +229,7 @@ def code_cells(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
         if "otter_ignore" in meta.get("tags", []) or (meta.get("otter") or {}).get("ignore"):
             continue
         try:  # `grader.export(...)` zips and reruns everything: otter skips it when grading too
-            body = ast.parse(cell.source).body
+            body = parse_python(cell.source).body
             if len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Call) \
                     and getattr(body[0].value.func, "attr", None) == "export":
                 continue
