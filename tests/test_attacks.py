@@ -30,33 +30,23 @@ def test_corpus_is_large_and_covers_every_stage():
     assert len({a.file for a in ALL}) == len(ALL)
 
 
-class Graded(dict):
-    """{stage: ({file: grades.csv row}, out folder)}: a stage's attacks are graded when a test first asks for them,
-    so pytest-xdist can grade the stages on different workers."""
-
-    def __init__(self, factory):
-        super().__init__()
-        self.factory = factory
-
-    def __missing__(self, stage):
+@pytest.fixture(scope="module")
+def graded(built_kit, tmp_path_factory):
+    """{stage: ({file: grades.csv row}, out folder)} for every stage's attacks."""
+    found = {}
+    for stage in STAGES:
         blank = json.loads(next((ASSIGNMENTS / stage).glob("*.ipynb")).read_text())
-        inbox = self.factory.mktemp(f"attacks-{stage}")
+        inbox = tmp_path_factory.mktemp(f"attacks-{stage}")
         for attack in (a for a in ALL if a.stage == stage):
             (inbox / attack.file).write_bytes(attack.make(blank))
-        out = self.factory.mktemp(f"graded-{stage}")
+        out = tmp_path_factory.mktemp(f"graded-{stage}")
         done = subprocess.run([sys.executable, "-m", "sgdkit.cli", "grade", "--stage", stage, "--out", str(out),
                                "--workers", "2", "--timeout", "60", str(inbox)],
                               capture_output=True, text=True, timeout=3600)
         assert done.returncode == 0, done.stderr[-3000:]
         # read_csv undoes the CSV-injection guard: rows are keyed by the names grading gave.
-        self[stage] = ({row["file"]: row for row in read_csv(out / "grades.csv")[1]}, out)
-        return self[stage]
-
-
-@pytest.fixture(scope="module")
-def graded(built_kit, tmp_path_factory):
-    """Every stage's attacks, graded in one batch per stage with 2 workers through the `sgdkit grade` command."""
-    return Graded(tmp_path_factory)
+        found[stage] = ({row["file"]: row for row in read_csv(out / "grades.csv")[1]}, out)
+    return found
 
 
 def row_of(rows, attack):

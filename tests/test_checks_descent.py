@@ -167,8 +167,8 @@ def test_verdicts_do_not_depend_on_the_seed(question, solutions, want):
     """Do 20 grading seeds give the same verdicts for the solution, the blank and every corpus entry?
 
     Other questions are graded with the solution (or stand-ins), so an entry's
-    own question is where a seed could matter. One case per test, so that
-    pytest-xdist shares them out.
+    own question is where a seed could matter. One case per test, so that a
+    failure names its entry.
     """
     env = notebook_env(solutions)
     for seed in SEEDS:
