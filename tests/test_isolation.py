@@ -265,6 +265,8 @@ def graded_mode(request, built_kit, tmp_path_factory):
     (inbox / "leaver.ipynb").write_bytes(with_cells(LEAVER)(blank))
     for name, action in {**CAPS, **FORK_SERVER}.items():
         (inbox / f"{name}.ipynb").write_bytes(with_cells(_answer_cell(STAGE), paid_if(action))(blank))
+    imports = "import doctest, numpy\n_ANSWER()"
+    (inbox / "imports-numpy.ipynb").write_bytes(with_cells(_answer_cell(STAGE), imports)(blank))
     namespaces = request.param == "namespaces"
     temp = Path(tempfile.mkdtemp())  # under /tmp: kernels of their own uids must pass through it
     temp.chmod(0o711)
@@ -325,3 +327,11 @@ def test_no_submission_reaches_the_fork_server_or_another(graded_mode, name):
     marks, whatever the mode? (Each would run the solution if it could.)"""
     result = graded_mode[0][f"{name}.ipynb"]
     assert result["status"] == "ok" and result["total"] == 0, (result["status"], result["total"])
+
+
+@pytest.mark.slow
+def test_a_watched_module_imported_is_not_tampering(graded_mode):
+    """Does the solution that imports numpy and doctest get full marks, status ok, in every mode (their files
+    found through descriptors where the kernel's uid cannot reach Python are still Python's)?"""
+    result = graded_mode[0]["imports-numpy.ipynb"]
+    assert (result["status"], result["total"]) == ("ok", 24), result["detail"]

@@ -1,6 +1,6 @@
 """Confine the sandbox before it starts the kernel (caps, loopback, a private root), and leave no process after.
 
-Runs in the sandbox process, which the parent started under unshare where the
+Runs in the sandbox process, which the fork server forked in new namespaces where the
 machine allows (isolation.py has the modes). isolate() joins the submission's
 cgroups, sets rlimits the kernel inherits and, with namespaces, chroots into a
 read-only view of just the system and Python, where a size-capped tmpfs copy

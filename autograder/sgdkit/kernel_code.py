@@ -87,10 +87,17 @@ def fingerprints(watched: "list[tuple[str, str]]", loaded_only: "bool" = False) 
     import hashlib
     import importlib
     import inspect
+    import os
     import sys as _sys
 
     def where(path: "str") -> "str":
-        """A code object's file, the same however this Python is reached (see isolation.kernel_python)."""
+        """A code object's file, the same however this Python is reached (see isolation.reroute_python)."""
+        if path.startswith("/proc/self/fd/"):  # a rerouted import: the descriptor's folder, as the parent sees it
+            fd, _, rest = path[len("/proc/self/fd/"):].partition("/")
+            try:
+                path = os.path.join(os.readlink(f"/proc/self/fd/{fd}"), rest)
+            except OSError:
+                pass
         for prefix in sorted({_sys.prefix.rstrip("/"), _sys.base_prefix.rstrip("/")}, key=len, reverse=True):
             if path.startswith(prefix + "/"):
                 return "<python>" + path[len(prefix):]

@@ -75,7 +75,7 @@ class Job(TypedDict):
     cpu: int  # seconds of CPU time per process (RLIMIT_CPU)
     disk: int  # bytes: the largest file (RLIMIT_FSIZE) and, with namespaces, the workdir's tmpfs
     processes: int  # processes of the kernel's uid (RLIMIT_NPROC); applied only with a uid of its own
-    namespaces: bool  # started under unshare: bring up loopback and chroot into a private root
+    namespaces: bool  # in new namespaces (forkserver.py): bring up loopback and chroot into a private root
     newroot: str  # an empty folder to build that private root on
     cgroups: NotRequired[list[str]]  # the submission's cgroup folders, joined first thing (absent or []: none)
     uid: NotRequired[int]  # the kernel's uid, only when the grader is root; else the kernel runs as ours
