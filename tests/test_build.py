@@ -23,7 +23,7 @@ from sgdkit import ASSIGNMENTS, SOLUTIONS, ZIPS
 from sgdkit.assign import BuildJob, assign_env, normalise, stub, write_library
 from sgdkit.build import build, check, sync
 from sgdkit.leaks import check_leaks, secrets_for
-from sgdkit.sources import BuildError, exercises, find_stages, library_files, parse_master
+from sgdkit.sources import BuildError, exercises, find_stages, imported_libraries, library_files, parse_master
 
 FIXTURE = Path(__file__).parent / "fixtures" / "build-tree" / "solutions"
 
@@ -225,6 +225,19 @@ def test_kernel_is_this_interpreter(tmp_path):
     spec = json.loads(listing.stdout)["kernelspecs"]["python3"]
     assert spec["spec"]["argv"][0] == sys.executable
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+
+
+def test_summary_names_the_libraries_the_notebook_imports(built):
+    """Does each stage's summary list the installed libraries its notebook imports at top level (the fork
+    server preloads them), and nothing of the standard library, the workdir's match, otter or the checks?"""
+    cells = ["import math, random\nimport matplotlib.pyplot as plt\nfrom numpy import linalg",
+             "import otter\nfrom match import List2D\nfrom . import local\nimport sgdkit_checks",
+             "def f():\n    import pandas\n",  # not at top level: only if f runs
+             "%matplotlib inline\nimport scipy"]  # IPython magic: not Python, skipped
+    assert imported_libraries(cells) == ["matplotlib.pyplot", "numpy"]
+    preload = {stage: json.loads((built[0] / "zips" / f"{stage}.json").read_text())["preload"]
+               for stage in ("01-losses", "02-descent", "03-tradeoffs")}
+    assert preload == {"01-losses": [], "02-descent": ["matplotlib.pyplot"], "03-tradeoffs": ["matplotlib.pyplot"]}
 
 
 def test_cell_ids_come_from_content():

@@ -29,6 +29,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -128,6 +129,24 @@ def test_results_pkl_is_otters_table_of_the_result():
     shape = loaded["ok.ipynb"].results["q"].test_case_results[1]
     assert (shape.passed, shape.message) == (False, "(2, 3) != (3, 2)")  # why, for the instructor
     assert "got 1, expected 2" in loaded["ok.ipynb"].summary()
+
+
+def test_grading_loads_only_otters_test_files_and_otter_stays_whole():
+    """Do scoring and the pickle load otter.test_files without otter's top level (its API: nbconvert, pandas),
+    and does a later `import otter` in the same process still get the real package, which loads the pickle?"""
+    program = textwrap.dedent("""
+        import sys
+        from sgdkit import otter_results
+        from sgdkit.scoring import otter_test_files
+        otter_test_files()
+        data = otter_results.dumps(otter_results.failed("x"))
+        print(sorted(name for name in ("otter", "otter.api", "pandas", "nbconvert") if name in sys.modules))
+        import dill, otter
+        print(otter.__version__ == otter.version.__version__, callable(otter.Notebook),
+              type(dill.loads(data)).__name__)
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True True GradingResults"], done.stdout + done.stderr
 
 
 def test_restricted_load_refuses_what_calls_code():

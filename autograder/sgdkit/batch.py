@@ -6,14 +6,12 @@ in isolation (isolation.py), collect its JSON events, and score them
 (scoring.py). Every submission gets a Result, whatever it or a grader bug did.
 """
 import hashlib
-import importlib
 import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,7 +25,7 @@ from . import isolation
 from .forkserver import ForkServer, Sandbox
 from .results import Result, new_result
 from .sandbox import Job, job_lines
-from .scoring import Run, judge_run, score_question
+from .scoring import Run, judge_run, otter_test_files, score_question
 from .stage import Stage
 from .submissions import Rejected, Submission, check_stage, code_cells, parse_notebook, read_notebook
 
@@ -83,27 +81,18 @@ class Batch:
         self.mode.cgroups = isolation.Cgroups.create()
         self.note = self.mode.describe()  # in every result's notes
         log.info("%s", self.note)
-        self.server = ForkServer(self.mode.prefix is not None, _sandbox_env())
-        self.fonts = threading.Thread(target=self._font_cache, daemon=True)
-        self.fonts.start()
-        # Scoring runs otter's test files (scoring.py), and `import otter` takes a second or more: let it
-        # happen while the first sandboxes run, not after them.
-        threading.Thread(target=importlib.import_module, args=("otter.test_files",), daemon=True).start()
+        # The fork server imports the stage's libraries (matplotlib builds its font list there, once) as the
+        # kernels would: see kernel.kernel_env.
+        env = {**_sandbox_env(), "MPLCONFIGDIR": str(self.root / "matplotlib"), "MPLBACKEND": "Agg",
+               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.server = ForkServer(self.mode.prefix is not None, env, self.spec.preload)
+        # Scoring runs otter's test files (scoring.py): load them while the first sandboxes run.
+        threading.Thread(target=otter_test_files, daemon=True).start()
         return self
-
-    def _font_cache(self) -> None:
-        """matplotlib's font list, built once per batch (in the background) rather than in every kernel."""
-        env = {**_sandbox_env(), "MPLCONFIGDIR": str(self.root / "matplotlib"), "MPLBACKEND": "Agg"}
-        try:
-            subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env,
-                           capture_output=True, timeout=300)
-        except (OSError, subprocess.SubprocessError):
-            pass
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self.server.close()
-        self.fonts.join(timeout=30)
         if self.mode.cgroups:
             self.mode.cgroups.close()
         for uid in self.uids if exc[0] else ():  # interrupted: the workers' own sweeps may have been cut short
@@ -168,10 +157,6 @@ class Batch:
             target = workdir / "match" / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        if not self.fonts.is_alive():  # the kernel's MPLCONFIGDIR (see kernel.kernel_env)
-            for cache in (self.root / "matplotlib").glob("fontlist-*.json"):
-                (workdir / ".sgdkit" / "matplotlib").mkdir(parents=True, exist_ok=True)
-                shutil.copy(cache, workdir / ".sgdkit" / "matplotlib")
         job: Job = {
             "workdir": str(workdir), "cells": cells, "timeout": settings.timeout,
             "probe_timeout": settings.probe_timeout, "probes": spec.probes(inputs),

@@ -1,8 +1,10 @@
 """One clean, warm process per batch that forks each submission's sandbox, so the imports are paid once.
 
-The parent (batch.py) starts it as `python -I forkserver.py FD [--namespaces]`,
-FD its end of a socketpair. It imports everything a sandbox and its kernel
-need (sandbox.py, jupyter_client, ipykernel, IPython) and then only waits.
+The parent (batch.py) starts it as `python -I forkserver.py FD [--namespaces]
+[--preload LIBRARY,...]`, FD its end of a socketpair. It imports everything a
+sandbox and its kernel need (sandbox.py, jupyter_client, ipykernel, IPython)
+and the libraries the stage's notebook imports (matplotlib.pyplot, say), and
+then only waits.
 For each submission the parent sends a request with three descriptors, the
 sandbox's stdin, stdout and stderr. The server forks: the child enters new
 namespaces where the batch has them (isolation.unshare), forks once more to
@@ -16,6 +18,7 @@ job only after the fork, and forks its kernel before it reads the part that
 holds stand-ins (sandbox.py). No kernel serves two submissions. The server
 stays single-threaded, so a fork copies no lock another thread held.
 """
+import gc
 import json
 import os
 import select
@@ -109,13 +112,21 @@ def _exit_as(status: int) -> NoReturn:
     os._exit(code if code >= 0 else 128 - code)
 
 
-def preload() -> None:
-    """Import what every sandbox and kernel imports, once: the forks share it."""
+def preload(libraries: list[str]) -> None:
+    """Import what every sandbox and kernel imports, once: the forks share it (each its own copy)."""
+    import importlib
+
     import jupyter_client  # noqa: F401  (the sandbox's client)
     import psutil  # noqa: F401
     from ipykernel import debugger, ipkernel, kernelapp, zmqshell  # noqa: F401
 
     from sgdkit import sandbox  # noqa: F401
+
+    for name in filter(None, libraries):
+        try:
+            importlib.import_module(name)
+        except Exception:  # left for the kernel's own import to fail, where the student sees why
+            pass
 
 
 # ---------------------------------------------------------------- the parent's side
@@ -124,10 +135,11 @@ def preload() -> None:
 class ForkServer:
     """The parent's handle on a batch's fork server: spawn() a sandbox; close() when the batch ends."""
 
-    def __init__(self, namespaces: bool, env: dict[str, str]) -> None:
-        self.namespaces, self.env = namespaces, env
+    def __init__(self, namespaces: bool, env: dict[str, str], libraries: list[str]) -> None:
+        self.args = (["--namespaces"] if namespaces else []) + ["--preload", ",".join(libraries)]
+        self.env = env
         self.lock = threading.Lock()  # one request at a time: replies come back in order
-        self.server = _Server(namespaces, env)
+        self.server = _Server(self.args, env)
 
     def spawn(self) -> "Sandbox":
         """Fork a new sandbox; OSError if the server could not."""
@@ -138,7 +150,7 @@ class ForkServer:
             with self.lock:
                 if self.server.process.poll() is not None:  # killed (say by the OOM killer): go on with a new one
                     self.server.close()
-                    self.server = _Server(self.namespaces, self.env)
+                    self.server = _Server(self.args, self.env)
                 server = self.server
                 pid = server.request([stdin_r, stdout_w, stderr_w])
         finally:
@@ -157,10 +169,10 @@ class ForkServer:
 class _Server:
     """One fork server process, and what it said: the pid of each request, in order, and exit codes."""
 
-    def __init__(self, namespaces: bool, env: dict[str, str]) -> None:
+    def __init__(self, options: list[str], env: dict[str, str]) -> None:
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.errors = tempfile.TemporaryFile()
-        args = [sys.executable, "-I", __file__, str(theirs.fileno())] + (["--namespaces"] if namespaces else [])
+        args = [sys.executable, "-I", __file__, str(theirs.fileno())] + options
         self.process = subprocess.Popen(args, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=self.errors, start_new_session=True)
         theirs.close()
@@ -283,5 +295,12 @@ if __name__ == "__main__":
     from sgdkit.isolation import name_process
 
     name_process("sgdkit-forks")
-    preload()
-    serve(socket.socket(fileno=int(sys.argv[1])), "--namespaces" in sys.argv[2:])
+    options = sys.argv[2:]
+    # Python's recipe for a process that forks without exec: imports make only long-lived objects, so no
+    # collections while importing; then frozen, so that the forks' collections skip all of it (and leave
+    # its pages shared).
+    gc.disable()
+    preload(options[options.index("--preload") + 1].split(",") if "--preload" in options else [])
+    gc.freeze()
+    gc.enable()
+    serve(socket.socket(fileno=int(sys.argv[1])), "--namespaces" in options)

@@ -19,11 +19,12 @@ import pickle
 from typing import Any
 
 from .results import QuestionResult, Result, status_text
+from .scoring import otter_folder, otter_test_files
 
 
 def from_result(result: Result) -> Any:
     """otter's GradingResults of a graded submission: a test file per question, or the status as its error."""
-    from otter.test_files import GradingResults
+    GradingResults = otter_test_files().GradingResults
 
     if result["status"] != "ok" and result["total"] == 0:
         return failed(status_text(result))
@@ -32,16 +33,14 @@ def from_result(result: Result) -> Any:
 
 def failed(why: str) -> Any:
     """otter's GradingResults of a submission that was not graded: no scores, `why` as the error."""
-    from otter.test_files import GradingResults
-
-    return GradingResults.without_results(RuntimeError(why))
+    return otter_test_files().GradingResults.without_results(RuntimeError(why))
 
 
 def _test_file(question: str, outcome: QuestionResult) -> Any:
     """One question as an otter test file: its hidden parts with their points, public tests at 0 points."""
-    from otter.test_files import ExceptionTestFile
-    from otter.test_files.abstract_test import TestCase, TestCaseResult
-
+    test_files = otter_test_files()
+    ExceptionTestFile, TestCase, TestCaseResult = (test_files.ExceptionTestFile, test_files.abstract_test.TestCase,
+                                                   test_files.abstract_test.TestCaseResult)
     test_file = ExceptionTestFile(question, f"tests/{question}.py", [], all_or_nothing=False)
     for test in outcome["tests"]:
         hidden = test["hidden"]
@@ -56,4 +55,5 @@ def _test_file(question: str, outcome: QuestionResult) -> Any:
 
 def dumps(results: Any) -> bytes:
     """The pickle `otter grade` loads with dill, written with the standard pickle (so it names no dill helper)."""
-    return pickle.dumps(results)
+    with otter_folder():
+        return pickle.dumps(results)

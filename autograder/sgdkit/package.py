@@ -45,12 +45,14 @@ def write_autograder(job: BuildJob, zips: Path) -> None:
 
 
 def stage_summary(job: BuildJob) -> dict[str, Any]:
-    """The stage's name, notebook and questions, as `sgdkit grade` reads them from <stage>.json."""
+    """The stage's name, notebook, questions and the libraries its notebook imports, as `sgdkit grade` reads
+    them from <stage>.json (its fork server imports those libraries once, for every kernel)."""
     master = job.masters[job.stage.name]
     return {
         "stage": job.stage.name,
         "notebook": job.stage.notebook,
         "questions": [{"name": q.name, "points": q.points, "manual": q.manual} for q in master.questions],
+        "preload": master.libraries,
     }
 
 

@@ -5,10 +5,15 @@ data is judged by the stage's trusted judge, and otter's ExceptionTestFile
 scores the zip's hidden test cases against those verdicts. A run that stopped
 early, or tampered with anything, scores nothing.
 """
+import importlib
+import importlib.util
 import re
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from .results import QuestionResult, Status, TestResult
@@ -33,6 +38,38 @@ class Run:
 
 
 _SCORING = threading.Lock()  # `judged` verdicts are per process: one question is scored at a time
+_OTTER = threading.Lock()
+
+
+@contextmanager
+def otter_folder() -> Iterator[None]:
+    """`otter` as otter's folder and nothing else, while this lasts, unless the real package is loaded.
+
+    `import otter` first runs otter/__init__.py, which imports otter's whole API
+    (nbconvert and pandas among it): half a second or more of every grading
+    process, for nothing grading uses. Grading needs only otter.test_files, to
+    score (below) and to pickle results (otter_results.py, whose pickler
+    imports the top package of every class it names). After this, a later
+    `import otter` still gets the real package, which finds otter.test_files
+    already loaded.
+    """
+    with _OTTER:
+        if "otter" in sys.modules:
+            yield
+            return
+        spec = importlib.util.find_spec("otter")
+        assert spec is not None, "otter-grader is not installed"
+        sys.modules["otter"] = importlib.util.module_from_spec(spec)  # its __path__; __init__ not run
+        try:
+            yield
+        finally:
+            del sys.modules["otter"]
+
+
+def otter_test_files() -> ModuleType:
+    """otter.test_files, all of otter that grading runs, loaded without otter's top level (otter_folder)."""
+    with otter_folder():
+        return importlib.import_module("otter.test_files")
 
 
 def score_question(spec: Stage, question: str, data_by_question: dict[str, Any], inputs: Any,
@@ -42,7 +79,7 @@ def score_question(spec: Stage, question: str, data_by_question: dict[str, Any],
     `missing_reason` (no data, tampered, not run) fails every hidden part with that reason;
     `public` is what the kernel said of the public tests: feedback only, never points.
     """
-    from otter.test_files import ExceptionTestFile
+    ExceptionTestFile = otter_test_files().ExceptionTestFile
 
     module = spec.module
     parts = list(module.QUESTIONS[question])

@@ -5,8 +5,10 @@ notebook; an exercise is a `# BEGIN EXERCISE <question>` block of a library
 file under solutions/match/. Everything here only reads; a source the build
 cannot use raises BuildError naming its file and line.
 """
+import ast
 import re
 import string
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +65,7 @@ class Master:
     secret: dict[str, str]  # stripped solution / hidden-test line -> where it comes from
     given: set[str] = field(default_factory=set)  # shown outside solution cells and tests: prompts, given code
     shown_at: dict[str, str] = field(default_factory=dict)  # stripped shown line -> where the master shows it
+    libraries: list[str] = field(default_factory=list)  # installed modules its code imports, such as matplotlib.pyplot
 
 
 @dataclass
@@ -226,7 +229,29 @@ def parse_master(stage: StageSource) -> Master:
             question.points = test_points.get(question.name, 0)
     secret = {line: w for line, w in secret.items() if line not in public and not is_trivial(line)}
     kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
-    return Master(stage, kernel, questions, public, secret, given, shown_at)
+    libraries = imported_libraries([cell.source for cell in nb.cells if cell.cell_type == "code"])
+    return Master(stage, kernel, questions, public, secret, given, shown_at, libraries)
+
+
+# Not preloaded: the workdir's own library, and otter, which a graded kernel gets as an inert stand-in.
+NOT_LIBRARIES = {"match", "otter", "sgdkit_checks"}
+
+
+def imported_libraries(sources: list[str]) -> list[str]:
+    """The modules outside the standard library that these cells import at their top level, sorted."""
+    names: set[str] = set()
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:  # a cell with IPython magic: it is not where a notebook imports its libraries
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+    return sorted(name for name in names
+                  if name.split(".")[0] not in sys.stdlib_module_names | NOT_LIBRARIES)
 
 
 def _where_lines(numbered: Numbered, where: str, seen: dict[str, str]) -> dict[str, str]:

@@ -34,6 +34,7 @@ class Stage:
     solution_seconds: float | None
     checks: Any = None  # the trusted sgdkit_checks package: judges, inputs, stand-ins (never sent)
     others: dict[str, str] = field(default_factory=dict)  # other stages' notebook names -> stage
+    preload: list[str] = field(default_factory=list)  # libraries its notebook imports, such as matplotlib.pyplot
 
     @property
     def module(self) -> ModuleType:
@@ -151,6 +152,8 @@ def load_stage(stage: str, zips: Path | str = ZIPS) -> Stage:
         raise ValueError(f"{zip_path} has no tests for {missing}; rebuild with `sgdkit build`")
     result = Stage(stage, meta["notebook"], auto, manual, files, hashlib.sha256(raw).hexdigest(),
                    meta.get("solution_seconds"))
+    result.preload = [name for name in meta.get("preload", []) if isinstance(name, str) and name.isascii()
+                      and all(part.isidentifier() for part in name.split("."))]
     checks = {path: data.decode("utf-8") for path, data in result.folder("files/sgdkit_checks/").items()
               if path.endswith(".py")}
     # Registered as `sgdkit_checks` in this process only: the zip's hidden test cases import it by that name.

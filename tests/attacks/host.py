@@ -84,6 +84,8 @@ for _ in range(100):
 '''
 
 # Eight children each hold a sixth of the memory cap (the RLIMIT_AS this process got): 4/3 of the cap together.
+# It waits until each child holds its block or died, for as long as that takes: first-touching gigabytes can
+# take many seconds on a loaded machine (a fixed wait of 10 s let a slow run end under the cap, unnoticed).
 MEMORY_SPREAD = '''
 import os, resource, select, time
 cap = resource.getrlimit(resource.RLIMIT_AS)[0]
@@ -95,15 +97,17 @@ for _ in range(8):
     if pid == 0:
         block = b"x" * size  # written, so resident
         os.write(write_end, b"k")
-        time.sleep(15)
+        time.sleep(50)
         os._exit(0)
     children.append(pid)
-held, deadline = 0, time.time() + 10
-while held < 8 and select.select([read_end], [], [], max(0, deadline - time.time()))[0]:
-    held += len(os.read(read_end, 8))
+held, dead, deadline = 0, set(), time.time() + 40
+while held + len(dead) < 8 and time.time() < deadline:
+    if select.select([read_end], [], [], 0.2)[0]:
+        held += len(os.read(read_end, 8))
+    dead |= {pid for pid in children if pid not in dead and os.waitpid(pid, os.WNOHANG) != (0, 0)}
 time.sleep(1)
-alive = [pid for pid in children if os.waitpid(pid, os.WNOHANG) == (0, 0)]
-for pid in children:
+alive = [pid for pid in children if pid not in dead and os.waitpid(pid, os.WNOHANG) == (0, 0)]
+for pid in alive:
     os.kill(pid, 9)
 hole = held == 8 and len(alive) == 8
 '''
@@ -188,12 +192,17 @@ for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
         hole = True
 '''
 
-# Leaves marks in everything a fork shares or a later kernel could inherit (host-harvest looks for them).
+# Leaves marks in everything a fork shares or a later kernel could inherit (host-harvest looks for them):
+# every module loaded when it runs, so every one the fork server preloaded (ipykernel, and the stage's
+# libraries such as matplotlib and numpy) whatever that list becomes.
 PLANT = '''
 import builtins, json, os, sys
 import ipykernel.kernelapp
-for module in (builtins, json, ipykernel.kernelapp, sys):
-    setattr(module, "SGDKIT_PLANTED", True)
+for module in [builtins, json, ipykernel.kernelapp, sys] + list(sys.modules.values()):
+    try:
+        setattr(module, "SGDKIT_PLANTED", True)
+    except Exception:
+        pass
 sys.modules["sgdkit_planted"] = json
 os.environ["SGDKIT_PLANTED"] = "1"
 '''
@@ -202,9 +211,14 @@ os.environ["SGDKIT_PLANTED"] = "1"
 HARVEST = '''
 import builtins, json, os, sys, time
 import ipykernel.kernelapp
+def marked(module):
+    try:
+        return module.__dict__.get("SGDKIT_PLANTED") is True
+    except Exception:
+        return False
 deadline = time.time() + 8
 while not hole and time.time() < deadline:
-    hole = (any(hasattr(m, "SGDKIT_PLANTED") for m in (builtins, json, ipykernel.kernelapp, sys))
+    hole = (any(marked(m) for m in [builtins, json, ipykernel.kernelapp, sys] + list(sys.modules.values()))
             or "sgdkit_planted" in sys.modules or "SGDKIT_PLANTED" in os.environ)
     time.sleep(0.2)
 '''
