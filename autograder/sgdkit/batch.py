@@ -23,6 +23,7 @@ import psutil
 
 from . import isolation
 from .forkserver import ForkServer, Sandbox
+from .kernel import LIBRARY_ENV
 from .results import Result, new_result
 from .sandbox import Job, job_lines
 from .scoring import Run, judge_run, otter_test_files, score_question
@@ -81,10 +82,9 @@ class Batch:
         self.mode.cgroups = isolation.Cgroups.create()
         self.note = self.mode.describe()  # in every result's notes
         log.info("%s", self.note)
-        # The fork server imports the stage's libraries (matplotlib builds its font list there, once) as the
-        # kernels would: see kernel.kernel_env.
-        env = {**_sandbox_env(), "MPLCONFIGDIR": str(self.root / "matplotlib"), "MPLBACKEND": "Agg",
-               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        # The fork server imports the stage's libraries as the kernels would (matplotlib builds its font
+        # list there, once).
+        env = {**_sandbox_env(), **LIBRARY_ENV, "MPLCONFIGDIR": str(self.root / "matplotlib")}
         self.server = ForkServer(self.mode.prefix is not None, env, self.spec.preload)
         # Scoring runs otter's test files (scoring.py): load them while the first sandboxes run.
         threading.Thread(target=otter_test_files, daemon=True).start()

@@ -246,6 +246,11 @@ def forget_the_grader() -> None:
         modules.pop(name).__dict__.clear()
 
 
+# How a kernel's libraries run: matplotlib with no display, one BLAS thread. The fork server imports the
+# stage's libraries with the same settings (batch.py), before any kernel is forked from it.
+LIBRARY_ENV = {"MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def kernel_env(workdir: str, user: int | None) -> dict[str, str]:
     """A clean environment: no inherited secrets, one BLAS thread, a private HOME in `workdir`, given to `user`."""
     home = os.path.join(workdir, ".sgdkit")
@@ -254,8 +259,7 @@ def kernel_env(workdir: str, user: int | None) -> dict[str, str]:
         "HOME": home, "TMPDIR": os.path.join(home, "tmp"), "LANG": "C.UTF-8",
         "IPYTHONDIR": os.path.join(home, "ipython"), "MPLCONFIGDIR": os.path.join(home, "matplotlib"),
         "JUPYTER_CONFIG_DIR": os.path.join(home, "jupyter"), "JUPYTER_DATA_DIR": os.path.join(home, "jupyter"),
-        "JUPYTER_RUNTIME_DIR": os.path.join(home, "runtime"), "MPLBACKEND": "Agg",
-        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "JUPYTER_RUNTIME_DIR": os.path.join(home, "runtime"), **LIBRARY_ENV,
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
     # The answers folder too: made here, so that it is the kernel's like the rest of HOME.
